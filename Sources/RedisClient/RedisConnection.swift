@@ -1,0 +1,73 @@
+public import NIOCore
+import NIOPosix
+
+/// One TCP connection to Redis with a `RedisChannelHandler`: any number of tasks may send on it
+/// at once; their commands are pipelined and their replies matched in order.
+public struct RedisConnection: Sendable {
+    let channel: any Channel
+
+    public var isActive: Bool { channel.isActive }
+    public var eventLoop: any EventLoop { channel.eventLoop }
+    var closeFuture: EventLoopFuture<Void> { channel.closeFuture }
+
+    /// Connects, then authenticates and selects the database before anyone else may use it.
+    public static func connect(
+        configuration: RedisConfiguration, eventLoop: any EventLoop
+    ) -> EventLoopFuture<RedisConnection> {
+        let timeout = TimeAmount.milliseconds(Int64(configuration.timeoutMilliseconds))
+        let connected = ClientBootstrap(group: eventLoop)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .connectTimeout(timeout)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(RedisChannelHandler(timeout: timeout))
+                }
+            }
+            .connect(host: configuration.host, port: configuration.port)
+            .map { RedisConnection(channel: $0) }
+            .flatMapErrorThrowing { error in
+                throw RedisError(
+                    .unavailable, "cannot connect to Redis at \(configuration.host):\(configuration.port): \(error)")
+            }
+        return connected.flatMap { connection in
+            var handshake: [[RedisArgument]] = []
+            if let password = configuration.password {
+                if let username = configuration.username {
+                    handshake.append(["AUTH", RedisArgument(username), RedisArgument(password)])
+                } else {
+                    handshake.append(["AUTH", RedisArgument(password)])
+                }
+            }
+            if configuration.database != 0 {
+                handshake.append(["SELECT", RedisArgument(configuration.database)])
+            }
+            let replies = handshake.map { connection.sendFuture($0) }
+            return EventLoopFuture.andAllSucceed(replies, on: eventLoop)
+                .map { connection }
+                .flatMapError { error in
+                    connection.channel.close(promise: nil)
+                    return eventLoop.makeFailedFuture(error)
+                }
+        }
+    }
+
+    /// Sends one command; the reply arrives in order with every other command on this connection.
+    public func send(_ arguments: [RedisArgument]) async throws -> RESPValue {
+        try await sendFuture(arguments).get()
+    }
+
+    func sendFuture(_ arguments: [RedisArgument]) -> EventLoopFuture<RESPValue> {
+        let promise = channel.eventLoop.makePromise(of: RESPValue.self)
+        let bytes = RESPEncoder.encode(arguments, allocator: channel.allocator)
+        // A write that never reaches the handler (the channel already closed) fails the reply too;
+        // completing a promise a second time is a no-op.
+        channel.writeAndFlush(RedisRequest(bytes: bytes, promise: promise)).whenFailure { _ in
+            promise.fail(RedisError(.connectionClosed, "connection to Redis closed"))
+        }
+        return promise.futureResult
+    }
+
+    public func close() async {
+        try? await channel.close()
+    }
+}

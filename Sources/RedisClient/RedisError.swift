@@ -1,0 +1,49 @@
+/// A failure of a Redis command, with an extensible code and a message.
+///
+/// `code` says what kind of failure it was, so callers can decide (a server error is an
+/// answer; a connection, timeout or unavailability error means Redis could not be asked).
+public struct RedisError: Error, Sendable, Hashable, CustomStringConvertible {
+    public struct Code: Sendable, Hashable, CustomStringConvertible {
+        private enum Base: String, Sendable, Hashable {
+            case connectionClosed, unavailable, timeout, server, protocolError, shutdown, invalidURL
+        }
+        private let base: Base
+        private init(_ base: Base) { self.base = base }
+
+        /// The connection closed before the reply arrived.
+        public static let connectionClosed = Code(.connectionClosed)
+        /// No connection could be made (refused, unreachable, or waiting out a reconnect backoff).
+        public static let unavailable = Code(.unavailable)
+        /// No reply within the command timeout; the connection was closed.
+        public static let timeout = Code(.timeout)
+        /// The server answered with an error reply (`-ERR …`).
+        public static let server = Code(.server)
+        /// The bytes from the server were not valid RESP.
+        public static let protocolError = Code(.protocolError)
+        /// The client is shutting down.
+        public static let shutdown = Code(.shutdown)
+        /// A `redis://` URL could not be understood.
+        public static let invalidURL = Code(.invalidURL)
+
+        public var description: String { base.rawValue }
+    }
+
+    public let code: Code
+    public let message: String
+
+    public init(_ code: Code, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    /// True when Redis itself could not be reached or did not answer in time (not an error reply).
+    public var isConnectionFailure: Bool { code != .server && code != .invalidURL }
+
+    /// The first word of a server error reply, such as `NOSCRIPT` or `WRONGTYPE`.
+    public var serverErrorPrefix: Substring? {
+        guard code == .server else { return nil }
+        return message.split(separator: " ", maxSplits: 1).first
+    }
+
+    public var description: String { "Redis \(code): \(message)" }
+}
