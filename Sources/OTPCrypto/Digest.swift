@@ -1,0 +1,51 @@
+internal import COpenSSL
+
+/// Hashing and message authentication over OpenSSL's EVP interface.
+public enum Digest {
+    /// SHA-256 of `data`.
+    public static func sha256(_ data: some Collection<UInt8>) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: 32)
+        var length: UInt32 = 0
+        let bytes = Array(data)
+        let ok = EVP_Digest(bytes, bytes.count, &out, &length, EVP_sha256(), nil)
+        precondition(ok == 1 && length == 32, "EVP_Digest(SHA-256) failed")
+        return out
+    }
+
+    /// HMAC-SHA256 of `message` under `key`.
+    public static func hmacSHA256(key: some Collection<UInt8>, message: some Collection<UInt8>) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: 32)
+        var length: UInt32 = 0
+        let keyBytes = Array(key)
+        let messageBytes = Array(message)
+        let result = keyBytes.withUnsafeBytes { k in
+            messageBytes.withUnsafeBufferPointer { m in
+                HMAC(EVP_sha256(), k.baseAddress ?? UnsafeRawPointer(bitPattern: 1), Int32(k.count),
+                     m.baseAddress ?? UnsafePointer(bitPattern: 1), m.count, &out, &length)
+            }
+        }
+        precondition(result != nil && length == 32, "HMAC-SHA256 failed")
+        return out
+    }
+
+    /// Compares two byte strings in time that depends only on their lengths (`CRYPTO_memcmp`).
+    public static func constantTimeEquals(_ a: some Collection<UInt8>, _ b: some Collection<UInt8>) -> Bool {
+        let x = Array(a)
+        let y = Array(b)
+        guard x.count == y.count else { return false }
+        guard !x.isEmpty else { return true }
+        return x.withUnsafeBytes { p in y.withUnsafeBytes { q in CRYPTO_memcmp(p.baseAddress, q.baseAddress, x.count) == 0 } }
+    }
+
+    /// Lower-case hexadecimal.
+    public static func hex(_ bytes: some Collection<UInt8>) -> String {
+        let digits = Array("0123456789abcdef".utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.count * 2)
+        for byte in bytes {
+            out.append(digits[Int(byte >> 4)])
+            out.append(digits[Int(byte & 0x0f)])
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+}
