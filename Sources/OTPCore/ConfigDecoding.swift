@@ -1,0 +1,83 @@
+/// Strict decoding for the configuration: an unknown key is an error that names it, so a typo
+/// (`ttl_second:`) stops startup instead of silently falling back to a default.
+struct AnyCodingKey: CodingKey {
+    var stringValue: String
+    var intValue: Int?
+    init(stringValue: String) { self.stringValue = stringValue }
+    init(intValue: Int) {
+        self.stringValue = String(intValue)
+        self.intValue = intValue
+    }
+}
+
+extension Decoder {
+    /// Throws when the mapping at this level holds a key that `Keys` does not list.
+    func rejectUnknownKeys<Keys: CodingKey & CaseIterable>(_: Keys.Type) throws {
+        let container = try self.container(keyedBy: AnyCodingKey.self)
+        let known = Set(Keys.allCases.map(\.stringValue))
+        for key in container.allKeys where !known.contains(key.stringValue) {
+            let expected = Keys.allCases.map(\.stringValue).joined(separator: ", ")
+            throw DecodingError.dataCorrupted(
+                .init(codingPath: codingPath + [key], debugDescription: "unknown key (expected one of: \(expected))"))
+        }
+    }
+}
+
+extension KeyedDecodingContainer {
+    func value<T: Decodable>(_ key: Key, default value: @autoclosure () -> T) throws -> T {
+        try decodeIfPresent(T.self, forKey: key) ?? value()
+    }
+}
+
+/// A configuration problem, with the dotted path of the key it concerns.
+public struct ConfigurationError: Error, CustomStringConvertible, Sendable {
+    public var key: String
+    public var message: String
+
+    public init(key: String, _ message: String) {
+        self.key = key
+        self.message = message
+    }
+
+    public var description: String { key.isEmpty ? message : "\(key): \(message)" }
+
+    /// Turns a decoding failure into a message naming the key, such as
+    /// `apps[0].otp.length: expected an integer`.
+    public init(_ error: DecodingError) {
+        func path(_ codingPath: [any CodingKey]) -> String {
+            var text = ""
+            for key in codingPath {
+                if let index = key.intValue { text += "[\(index)]" } else {
+                    text += text.isEmpty ? key.stringValue : ".\(key.stringValue)"
+                }
+            }
+            return text
+        }
+        switch error {
+        case .keyNotFound(let key, let context):
+            self.init(key: path(context.codingPath + [key]), "is required")
+        case .typeMismatch(let type, let context):
+            self.init(key: path(context.codingPath), "expected \(Self.describe(type))")
+        case .valueNotFound(let type, let context):
+            self.init(key: path(context.codingPath), "expected \(Self.describe(type)), found nothing")
+        case .dataCorrupted(let context):
+            self.init(key: path(context.codingPath), context.debugDescription)
+        @unknown default:
+            self.init(key: "", "\(error)")
+        }
+    }
+
+    private static func describe(_ type: Any.Type) -> String {
+        switch type {
+        case is Int.Type, is Int64.Type, is UInt16.Type: return "an integer"
+        case is String.Type: return "a string"
+        case is Bool.Type: return "true or false"
+        case is Double.Type: return "a number"
+        default:
+            let name = "\(type)"
+            if name.hasPrefix("Array") { return "a list" }
+            if name.hasPrefix("Dictionary") { return "a mapping" }
+            return "a mapping"
+        }
+    }
+}

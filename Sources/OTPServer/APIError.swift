@@ -1,0 +1,96 @@
+public import Hummingbird
+import NIOCore
+
+/// An error the client sees, in the v1 shape: `{"code": "snake_case", "error": "message", …}`.
+///
+/// Every failure that reaches a client is one of these; `ErrorMiddleware` maps everything
+/// else (framework errors, Redis failures) to one in a single place.
+public struct APIError: HTTPResponseError, Sendable {
+    public var status: HTTPResponse.Status
+    public var code: String
+    public var message: String
+    /// Extra integer fields of the body, such as `attempts_remaining`.
+    public var fields: [(String, Int)]
+    /// Extra headers, such as `Retry-After` or `WWW-Authenticate`.
+    public var headers: HTTPFields
+
+    public init(
+        _ status: HTTPResponse.Status, code: String, _ message: String,
+        fields: [(String, Int)] = [], headers: HTTPFields = [:]
+    ) {
+        self.status = status
+        self.code = code
+        self.message = message
+        self.fields = fields
+        self.headers = headers
+    }
+
+    public func response(from request: Request, context: some RequestContext) throws -> Response {
+        var json = JSONWriter()
+        json.field("code", code)
+        json.field("error", message)
+        for (name, value) in fields { json.field(name, value) }
+        var headers = self.headers
+        headers[.contentType] = "application/json; charset=utf-8"
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: json.finish())))
+    }
+
+    // MARK: common errors
+
+    public static func badRequest(_ message: String, code: String = "invalid_request") -> APIError {
+        APIError(.badRequest, code: code, message)
+    }
+
+    public static let serviceUnavailable = APIError(
+        .serviceUnavailable, code: "service_unavailable", "a dependency (Redis) is unavailable; try again shortly",
+        headers: [.retryAfter: "1"])
+}
+
+/// Writes one flat JSON object. Enough for error bodies, without an encoder on the error path.
+struct JSONWriter {
+    private var bytes: [UInt8] = [UInt8(ascii: "{")]
+
+    mutating func field(_ name: String, _ value: String) {
+        key(name)
+        Self.appendString(value, to: &bytes)
+    }
+
+    mutating func field(_ name: String, _ value: Int) {
+        key(name)
+        bytes.append(contentsOf: String(value).utf8)
+    }
+
+    mutating func field(_ name: String, _ value: Bool) {
+        key(name)
+        bytes.append(contentsOf: (value ? "true" : "false").utf8)
+    }
+
+    private mutating func key(_ name: String) {
+        if bytes.count > 1 { bytes.append(UInt8(ascii: ",")) }
+        Self.appendString(name, to: &bytes)
+        bytes.append(UInt8(ascii: ":"))
+    }
+
+    mutating func finish() -> [UInt8] {
+        bytes.append(UInt8(ascii: "}"))
+        return bytes
+    }
+
+    static func appendString(_ string: String, to bytes: inout [UInt8]) {
+        let hex = Array("0123456789abcdef".utf8)
+        bytes.append(UInt8(ascii: "\""))
+        for byte in string.utf8 {
+            switch byte {
+            case UInt8(ascii: "\""): bytes.append(contentsOf: [92, 34])
+            case UInt8(ascii: "\\"): bytes.append(contentsOf: [92, 92])
+            case UInt8(ascii: "\n"): bytes.append(contentsOf: [92, UInt8(ascii: "n")])
+            case UInt8(ascii: "\r"): bytes.append(contentsOf: [92, UInt8(ascii: "r")])
+            case UInt8(ascii: "\t"): bytes.append(contentsOf: [92, UInt8(ascii: "t")])
+            case 0..<0x20:
+                bytes.append(contentsOf: [92, UInt8(ascii: "u"), 48, 48, hex[Int(byte >> 4)], hex[Int(byte & 15)]])
+            default: bytes.append(byte)
+            }
+        }
+        bytes.append(UInt8(ascii: "\""))
+    }
+}

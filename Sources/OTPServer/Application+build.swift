@@ -1,0 +1,35 @@
+public import Hummingbird
+public import Logging
+public import OTPCore
+import RedisClient
+
+/// Assembles otpd: the Redis client (a service that starts before the server and stops after
+/// it), the router with its middleware, and one controller per API surface.
+public func buildApplication(configuration: Configuration, logger: Logger) throws -> some ApplicationProtocol {
+    let redisConfiguration = try RedisConfiguration(
+        url: configuration.redis.url,
+        timeoutMilliseconds: configuration.redis.timeoutMilliseconds,
+        poolSize: configuration.redis.poolSize)
+    var redisLogger = logger
+    redisLogger[metadataKey: "component"] = "redis"
+    let redis = RedisClient(configuration: redisConfiguration, logger: redisLogger)
+    let metrics = ServerMetrics()
+    let router = buildRouter(configuration: configuration, redis: redis, metrics: metrics)
+    var app = Application(
+        router: router,
+        configuration: .init(
+            address: .hostname(configuration.server.host, port: configuration.server.port),
+            serverName: "otpd"),
+        logger: logger)
+    app.addServices(redis)
+    return app
+}
+
+func buildRouter(configuration: Configuration, redis: RedisClient, metrics: ServerMetrics) -> Router<OTPRequestContext> {
+    let router = Router(context: OTPRequestContext.self)
+    router.add(middleware: ObservabilityMiddleware(metrics: metrics))
+    router.add(middleware: ErrorMiddleware(metrics: metrics))
+    router.add(middleware: BodyLimitMiddleware(maxBytes: configuration.server.maxBodyBytes))
+    OperationsController(redis: redis, metrics: metrics).addRoutes(to: router)
+    return router
+}

@@ -1,0 +1,32 @@
+public import Hummingbird
+import HTTPTypes
+public import OTPCore
+
+/// The client's IP address: the socket peer, or — when the peer is a trusted proxy — the
+/// right-most `X-Forwarded-For` entry that is not itself a trusted proxy.
+public struct ClientAddress: Sendable {
+    let trustedProxies: [NetworkRange]
+    static let forwardedFor = HTTPField.Name("X-Forwarded-For")!
+
+    public init(trustedProxies: [NetworkRange]) {
+        self.trustedProxies = trustedProxies
+    }
+
+    public func resolve(_ request: Request, context: OTPRequestContext) -> String {
+        let peer = context.remoteAddress?.ipAddress ?? "unknown"
+        guard isTrusted(peer) else { return peer }
+        let entries = request.headers[values: Self.forwardedFor]
+            .flatMap { $0.split(separator: ",") }
+            .map { String($0.drop(while: { $0 == " " || $0 == "\t" }).reversed().drop(while: { $0 == " " || $0 == "\t" }).reversed()) }
+        // Walk from the right: each trusted hop vouches for the one before it.
+        for entry in entries.reversed() {
+            guard NetworkRange.parse(entry) != nil else { return peer }
+            if !isTrusted(entry) { return entry }
+        }
+        return entries.first(where: { NetworkRange.parse($0) != nil }) ?? peer
+    }
+
+    private func isTrusted(_ ip: String) -> Bool {
+        trustedProxies.contains { $0.contains(ip) }
+    }
+}

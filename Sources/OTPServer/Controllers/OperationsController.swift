@@ -1,0 +1,48 @@
+import Foundation
+import Hummingbird
+import NIOCore
+import Prometheus
+import RedisClient
+
+/// `/healthz`, `/readyz`, `/metrics` and `/openapi.yaml`: for orchestrators and Prometheus.
+struct OperationsController {
+    let redis: RedisClient
+    let metrics: ServerMetrics
+
+    func addRoutes(to router: Router<OTPRequestContext>) {
+        router.get("/healthz") { _, _ in
+            Self.json(#"{"status":"ok"}"#)
+        }
+        router.get("/readyz") { _, _ in
+            // A failed PING propagates as RedisError and ErrorMiddleware answers 503.
+            _ = try await redis.send("PING")
+            return Self.json(#"{"status":"ready"}"#)
+        }
+        router.get("/metrics") { _, _ in
+            Response(
+                status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                body: .init(byteBuffer: ByteBuffer(bytes: metrics.registry.emitToBuffer())))
+        }
+        router.get("/openapi.yaml") { _, _ in
+            Response(
+                status: .ok, headers: [.contentType: "application/yaml; charset=utf-8"],
+                body: .init(byteBuffer: ByteBuffer(bytes: OpenAPIDocument.bytes)))
+        }
+    }
+
+    static func json(_ text: String, status: HTTPResponse.Status = .ok) -> Response {
+        Response(
+            status: status, headers: [.contentType: "application/json; charset=utf-8"],
+            body: .init(byteBuffer: ByteBuffer(string: text)))
+    }
+}
+
+/// The OpenAPI document shipped with the binary (the repository's `openapi.yaml`).
+enum OpenAPIDocument {
+    static let bytes: [UInt8] = {
+        guard let url = Bundle.module.url(forResource: "openapi", withExtension: "yaml"),
+            let data = try? Data(contentsOf: url)
+        else { return Array("openapi: 3.1.0\n# document not bundled\n".utf8) }
+        return Array(data)
+    }()
+}

@@ -1,0 +1,60 @@
+import Foundation
+public import Hummingbird
+
+extension Request {
+    /// Decodes the JSON body, answering 400 with a message that names the field at fault.
+    ///
+    /// The body is already bounded by `BodyLimitMiddleware`; unknown fields are ignored.
+    public func decodeJSON<Body: Decodable>(as type: Body.Type, context: some RequestContext) async throws -> Body {
+        let buffer = try await self.body.collect(upTo: .max)
+        guard buffer.readableBytes > 0 else {
+            throw APIError.badRequest("the request body is empty; expected a JSON object", code: "invalid_json")
+        }
+        do {
+            return try JSONDecoder().decode(Body.self, from: Data(buffer.readableBytesView))
+        } catch let error as DecodingError {
+            throw APIError.badRequest(Self.describe(error), code: Self.code(error))
+        }
+    }
+
+    private static func path(_ codingPath: [any CodingKey]) -> String {
+        var text = ""
+        for key in codingPath {
+            if let index = key.intValue { text += "[\(index)]" } else {
+                text += text.isEmpty ? key.stringValue : ".\(key.stringValue)"
+            }
+        }
+        return text
+    }
+
+    private static func code(_ error: DecodingError) -> String {
+        if case .dataCorrupted(let context) = error, context.codingPath.isEmpty { return "invalid_json" }
+        return "invalid_field"
+    }
+
+    static func describe(_ error: DecodingError) -> String {
+        switch error {
+        case .keyNotFound(let key, let context):
+            return "missing required field '\(path(context.codingPath + [key]))'"
+        case .valueNotFound(let type, let context):
+            return "field '\(path(context.codingPath))' must be \(describe(type)), not null"
+        case .typeMismatch(let type, let context):
+            if context.codingPath.isEmpty { return "the request body must be a JSON object" }
+            return "field '\(path(context.codingPath))' must be \(describe(type))"
+        case .dataCorrupted(let context):
+            if context.codingPath.isEmpty { return "the request body is not valid JSON" }
+            return "field '\(path(context.codingPath))' is invalid: \(context.debugDescription)"
+        @unknown default:
+            return "the request body is not valid"
+        }
+    }
+
+    private static func describe(_ type: Any.Type) -> String {
+        switch type {
+        case is String.Type: return "a string"
+        case is Int.Type: return "an integer"
+        case is Bool.Type: return "true or false"
+        default: return "an object"
+        }
+    }
+}

@@ -1,0 +1,142 @@
+import Hummingbird
+import HTTPTypes
+import Logging
+import NIOCore
+import RedisClient
+
+/// Outermost: gives every request an id (the caller's `X-Request-Id` when it is sane), logs one
+/// line per request, and records the request counter and latency histogram.
+///
+/// Only the path is logged, never the query string: some routes carry codes in it.
+struct ObservabilityMiddleware: RouterMiddleware {
+    typealias Context = OTPRequestContext
+    let metrics: ServerMetrics
+    static let requestIDHeader = HTTPField.Name("X-Request-Id")!
+
+    func handle(
+        _ request: Request, context: Context, next: (Request, Context) async throws -> Response
+    ) async throws -> Response {
+        var context = context
+        let requestID: String
+        if let given = request.headers[Self.requestIDHeader], Self.isSane(given) {
+            requestID = given
+            context.logger[metadataKey: "hb.request.id"] = .string(given)
+        } else {
+            requestID = context.id
+        }
+        let start = ContinuousClock.now
+        var response: Response
+        do {
+            response = try await next(request, context)
+        } catch {
+            // ErrorMiddleware turns every error into a response; this is only a last resort.
+            context.logger.error("unhandled error", metadata: ["error.type": "\(type(of: error))"])
+            response = Response(status: .internalServerError)
+        }
+        let duration = ContinuousClock.now - start
+        response.headers[Self.requestIDHeader] = requestID
+        let route = context.endpointPath ?? "unmatched"
+        metrics.recordRequest(
+            route: route, method: request.method.rawValue, status: response.status.code, duration: duration)
+        context.logger.info(
+            "request",
+            metadata: [
+                "http.method": "\(request.method)", "http.path": "\(request.uri.path)", "http.route": "\(route)",
+                "http.status": "\(response.status.code)",
+                "duration_ms": "\(Double(duration.nanoseconds) / 1_000_000)",
+            ])
+        return response
+    }
+
+    /// Printable ASCII, at most 128 characters: anything else could forge log lines.
+    static func isSane(_ value: String) -> Bool {
+        !value.isEmpty && value.utf8.count <= 128 && value.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7f }
+    }
+}
+
+/// Turns every error into a response, in one place: `APIError`s as they are, framework errors
+/// into the v1 JSON shape, Redis failures into a fast 503, anything else into a logged 500.
+struct ErrorMiddleware: RouterMiddleware {
+    typealias Context = OTPRequestContext
+    let metrics: ServerMetrics
+
+    func handle(
+        _ request: Request, context: Context, next: (Request, Context) async throws -> Response
+    ) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let error as APIError {
+            return try error.response(from: request, context: context)
+        } catch let error as HTTPError {
+            return try Self.apiError(for: error, request: request).response(from: request, context: context)
+        } catch let error as RedisError {
+            metrics.recordRedisError(kind: error.code.description)
+            if error.isConnectionFailure {
+                context.logger.warning("Redis unavailable", metadata: ["error": "\(error)"])
+                return try APIError.serviceUnavailable.response(from: request, context: context)
+            }
+            context.logger.error("Redis error", metadata: ["error": "\(error)"])
+            return try APIError(.internalServerError, code: "internal_error", "internal error")
+                .response(from: request, context: context)
+        } catch let error as any HTTPResponseError {
+            // Surfaces with their own error shapes throw their own HTTPResponseError types.
+            return try error.response(from: request, context: context)
+        } catch {
+            context.logger.error("unexpected error", metadata: ["error.type": "\(type(of: error))"])
+            return try APIError(.internalServerError, code: "internal_error", "internal error")
+                .response(from: request, context: context)
+        }
+    }
+
+    static func apiError(for error: HTTPError, request: Request) -> APIError {
+        var apiError: APIError
+        switch error.status {
+        case .notFound:
+            apiError = APIError(.notFound, code: "not_found", "no route for \(request.method) \(request.uri.path)")
+        case .methodNotAllowed:
+            apiError = APIError(
+                .methodNotAllowed, code: "method_not_allowed", "\(request.method) is not allowed on \(request.uri.path)")
+        case .contentTooLarge:
+            apiError = APIError(.contentTooLarge, code: "payload_too_large", error.body ?? "request body too large")
+        case .badRequest:
+            apiError = APIError(.badRequest, code: "invalid_request", error.body ?? "bad request")
+        default:
+            let code = String(error.status.reasonPhrase.lowercased().map { $0 == " " ? "_" : $0 })
+            apiError = APIError(error.status, code: code, error.body ?? error.status.reasonPhrase)
+        }
+        apiError.headers = error.headers
+        return apiError
+    }
+}
+
+/// Bounds every request body by `server.max_body_bytes`: 413 from `Content-Length` alone when
+/// it is declared, otherwise while the (chunked) body is read.
+struct BodyLimitMiddleware: RouterMiddleware {
+    typealias Context = OTPRequestContext
+    let maxBytes: Int
+
+    func handle(
+        _ request: Request, context: Context, next: (Request, Context) async throws -> Response
+    ) async throws -> Response {
+        if let declared = request.headers[.contentLength] {
+            guard let length = Int(declared), length >= 0 else {
+                throw APIError.badRequest("Content-Length '\(declared)' is not a number")
+            }
+            guard length <= maxBytes else { throw tooLarge() }
+            return try await next(request, context)
+        }
+        guard request.method != .get, request.method != .head else { return try await next(request, context) }
+        var request = request
+        do {
+            let buffer = try await request.body.collect(upTo: maxBytes)
+            request.body = .init(buffer: buffer)
+        } catch let error as HTTPError where error.status == .contentTooLarge {
+            throw tooLarge()
+        }
+        return try await next(request, context)
+    }
+
+    private func tooLarge() -> APIError {
+        APIError(.contentTooLarge, code: "payload_too_large", "the request body is larger than \(maxBytes) bytes")
+    }
+}

@@ -1,0 +1,85 @@
+import ArgumentParser
+import Hummingbird
+import Logging
+import OTPCore
+import OTPServer
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+@main
+struct OTPD: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "otpd",
+        abstract: "A self-hosted one-time-passcode service.",
+        subcommands: [Serve.self, CheckConfig.self],
+        defaultSubcommand: Serve.self)
+}
+
+struct ConfigOption: ParsableArguments {
+    @Option(name: .long, help: "Configuration file (YAML or JSON). Default: $OTPD_CONFIG, else config/otpd.yaml.")
+    var config: String?
+
+    /// Loads the configuration or exits with status 2 and a message naming the key at fault.
+    func load() throws -> (Configuration, [String], String) {
+        let path = ConfigLoader.path(explicit: config)
+        do {
+            let (configuration, warnings) = try ConfigLoader.load(path: path)
+            return (configuration, warnings, path)
+        } catch {
+            var stderr = StandardError()
+            print("otpd: invalid configuration in \(path): \(error)", to: &stderr)
+            throw ExitCode(2)
+        }
+    }
+}
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Serve the API.")
+
+    @OptionGroup var options: ConfigOption
+
+    func run() async throws {
+        let (configuration, warnings, path) = try options.load()
+        let level = Logger.Level(rawValue: configuration.logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardOutput(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        var logger = Logger(label: "otpd")
+        logger.logLevel = level
+        if configuration.mode == .development {
+            logger.warning("DEVELOPMENT MODE: this configuration is not safe for production")
+        }
+        for warning in warnings { logger.warning("\(warning)") }
+        logger.info(
+            "starting otpd",
+            metadata: [
+                "config": "\(path)", "address": "\(configuration.server.host):\(configuration.server.port)",
+                "apps": "\(configuration.apps.map(\.id).joined(separator: ","))",
+            ])
+        let app = try buildApplication(configuration: configuration, logger: logger)
+        try await app.runService()
+    }
+}
+
+struct CheckConfig: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "check-config", abstract: "Validate the configuration and exit (0 when valid).")
+
+    @OptionGroup var options: ConfigOption
+
+    func run() async throws {
+        let (configuration, warnings, path) = try options.load()
+        for warning in warnings { print("warning: \(warning)") }
+        print("\(path): OK (mode \(configuration.mode.rawValue), \(configuration.apps.count) app(s))")
+    }
+}
+
+struct StandardError: TextOutputStream {
+    mutating func write(_ string: String) { _ = string.withCString { Glibc.write(2, $0, strlen($0)) } }
+}

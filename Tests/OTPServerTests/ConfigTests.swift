@@ -1,0 +1,121 @@
+import Foundation
+import OTPCore
+import OTPServer
+import OTPTestSupport
+import Testing
+
+/// The repository root, found from this file's path.
+let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .deletingLastPathComponent()
+
+func shippedConfigText() throws -> String {
+    try String(contentsOf: repositoryRoot.appendingPathComponent("config/otpd.yaml"), encoding: .utf8)
+}
+
+/// A minimal valid production configuration, for tests that change one thing in it.
+let minimalYAML = """
+    security: {pepper: "0123456789abcdef0123456789abcdef"}
+    delivery:
+      email: {provider: webhook, url: "http://127.0.0.1:9/hook", secret: "webhook-secret-0123456789"}
+    apps:
+      - id: a1
+        channels: [email]
+        tokens: {keys: [{kid: k1, secret: "0123456789abcdef0123456789abcdef"}]}
+    """
+
+func configError(_ yaml: String, environment: [String: String] = [:]) -> String? {
+    do {
+        _ = try ConfigLoader.parse(yaml, environment: environment)
+        return nil
+    } catch {
+        return error.description
+    }
+}
+
+@Suite("Configuration")
+struct ConfigTests {
+    @Test func shippedDevelopmentConfigLoadsWithWarnings() throws {
+        let (configuration, warnings) = try ConfigLoader.parse(try shippedConfigText(), environment: [:])
+        #expect(configuration.mode == .development)
+        #expect(configuration.apps.map(\.id) == ["demo", "reset"])
+        #expect(configuration.apps[1].otp.length == 5)
+        #expect(configuration.apps[1].limits.sendsPerIdentifierPerHour == 3)
+        #expect(configuration.surfaces.passwordReset?.app == "reset")
+        #expect(warnings.contains { $0.contains("security.pepper") })
+        #expect(warnings.contains { $0.contains("log provider") })
+    }
+
+    @Test func defaultsFillWhatIsLeftOut() throws {
+        let (c, warnings) = try ConfigLoader.parse(minimalYAML, environment: [:])
+        #expect(warnings.isEmpty)
+        #expect(c.mode == .production)
+        #expect(c.server.port == 8080 && c.server.maxBodyBytes == 65536)
+        #expect(c.redis.url == "redis://127.0.0.1:6379/0" && c.redis.timeoutMilliseconds == 500)
+        #expect(c.apps[0].otp.length == 6 && c.apps[0].otp.ttlSeconds == 600 && c.apps[0].otp.maxAttempts == 5)
+        #expect(c.apps[0].tokens.accessTTLSeconds == 1800 && c.apps[0].tokens.refreshTTLSeconds == 2_592_000)
+        #expect(c.apps[0].tokens.activeKid == "k1")
+        #expect(c.delivery.timeoutMilliseconds == 5000 && c.delivery.retries == 2)
+    }
+
+    @Test func jsonLoadsToo() throws {
+        let json = """
+            {"security": {"pepper": "0123456789abcdef0123456789abcdef"},
+             "server": {"port": 9090},
+             "delivery": {"sms": {"provider": "twilio", "account_sid": "AC1", "auth_token": "t", "from": "+15005550006"}},
+             "apps": [{"id": "j", "channels": ["sms"], "tokens": {"keys": [{"kid": "a", "secret": "0123456789abcdef0123456789abcdef"}]},
+                       "otp": {"ttl_seconds": 3, "resend_cooldown_seconds": 0}}]}
+            """
+        let (c, _) = try ConfigLoader.parse(json, environment: [:])
+        #expect(c.server.port == 9090)
+        #expect(c.apps[0].otp.ttlSeconds == 3 && c.apps[0].otp.resendCooldownSeconds == 0)
+    }
+
+    @Test func environmentSecretsAndOverrides() throws {
+        let yaml = minimalYAML.replacingOccurrences(of: "\"0123456789abcdef0123456789abcdef\"}\ndelivery", with: "\"${MY_PEPPER}\"}\ndelivery")
+        let env = ["MY_PEPPER": "pepper-from-the-environment", "OTPD_PORT": "9999", "OTPD_REDIS_URL": "redis://10.1.2.3:7000/4"]
+        let (c, _) = try ConfigLoader.parse(yaml, environment: env)
+        #expect(c.security.pepper == "pepper-from-the-environment")
+        #expect(c.server.port == 9999)
+        #expect(c.redis.url == "redis://10.1.2.3:7000/4")
+
+        #expect(configError(yaml)?.contains("security.pepper: environment variable MY_PEPPER is not set") == true)
+        let withDefault = minimalYAML.replacingOccurrences(of: "port: 8080", with: "")
+            .replacingOccurrences(of: "security: {", with: "server: {port: \"${NO_SUCH_VAR:-7070}\"}\nsecurity: {")
+        #expect(try ConfigLoader.parse(withDefault, environment: [:]).0.server.port == 7070)
+    }
+
+    @Test func errorsNameTheKey() {
+        #expect(configError(minimalYAML + "\nsurprise: 1")?.hasPrefix("surprise: unknown key") == true)
+        #expect(configError(minimalYAML.replacingOccurrences(of: "channels: [email]", with: "channels: [email]\n    otp: {ttl_second: 5}"))?.hasPrefix("apps[0].otp.ttl_second: unknown key") == true)
+        #expect(configError(minimalYAML + "\nredis: {url: \"http://nope\"}")?.hasPrefix("redis.url:") == true)
+        #expect(configError(minimalYAML + "\nredis: {url: \"redis://host:99999\"}")?.hasPrefix("redis.url:") == true)
+        #expect(configError(minimalYAML + "\nserver: {port: \"eighty\"}")?.hasPrefix("server.port: expected an integer") == true)
+        #expect(configError(minimalYAML + "\nserver: {port: 0}")?.hasPrefix("server.port:") == true)
+        #expect(configError(minimalYAML + "\nserver: {trusted_proxies: [\"10.0.0.0/33\"]}")?.hasPrefix("server.trusted_proxies[0]:") == true)
+        #expect(configError(minimalYAML.replacingOccurrences(of: "channels: [email]", with: "channels: [sms]"))?.hasPrefix("apps[0].channels: channel sms has no gateway") == true)
+        #expect(configError(minimalYAML.replacingOccurrences(of: "channels: [email]", with: "channels: [pigeon]"))?.hasPrefix("apps[0].channels[0]:") == true)
+        #expect(configError(minimalYAML.replacingOccurrences(of: "kid: k1,", with: "kid: k1, secret: \"0123456789abcdef0123456789abcdefxx\"}, {kid: k1,"))?.hasPrefix("apps[0].tokens.keys[1].kid:") == true)
+        #expect(configError(minimalYAML.replacingOccurrences(of: "secret: \"0123456789abcdef0123456789abcdef\"}]", with: "secret: short}]"))?.hasPrefix("apps[0].tokens.keys[0].secret: must be at least 32 bytes") == true)
+        #expect(configError("apps: []")?.hasPrefix("security: is required") == true)
+        #expect(configError("security: [unclosed")?.contains("not valid YAML") == true)
+        #expect(configError(minimalYAML + "\nsurfaces: {hub: {app: ghost}}")?.hasPrefix("surfaces.hub.app: no app has the id 'ghost'") == true)
+    }
+
+    @Test func productionRefusesDevelopmentSecretsAndTheLogGateway() throws {
+        let production = try shippedConfigText().replacingOccurrences(of: "mode: development", with: "mode: production")
+        #expect(configError(production)?.contains("development placeholder") == true)
+        let realSecrets = production.replacingOccurrences(of: "insecure-", with: "real-secret-")
+        #expect(configError(realSecrets)?.hasPrefix("delivery.email.provider: the log provider") == true)
+    }
+
+    @Test func networkRanges() throws {
+        let v4 = try #require(NetworkRange("10.0.0.0/8"))
+        #expect(v4.contains("10.200.3.4") && !v4.contains("11.0.0.1") && !v4.contains("::1"))
+        #expect(v4.contains("::ffff:10.1.1.1"))
+        let host = try #require(NetworkRange("127.0.0.1"))
+        #expect(host.contains("127.0.0.1") && !host.contains("127.0.0.2"))
+        let v6 = try #require(NetworkRange("fd00::/8"))
+        #expect(v6.contains("fd12::1") && !v6.contains("fe80::1"))
+        #expect(NetworkRange("300.1.1.1") == nil && NetworkRange("1.2.3.4/40") == nil && NetworkRange("nonsense") == nil)
+    }
+}

@@ -1,0 +1,142 @@
+import Foundation
+import NIOCore
+import OTPTestSupport
+import RedisClient
+import Testing
+
+/// The built `otpd` binary (scripts/test.sh builds it before the tests run).
+func otpdBinary() throws -> URL {
+    for candidate in [".build/debug/otpd", ".build/x86_64-unknown-linux-gnu/debug/otpd", ".build/aarch64-unknown-linux-gnu/debug/otpd"] {
+        let url = repositoryRoot.appendingPathComponent(candidate)
+        if FileManager.default.isExecutableFile(atPath: url.path) { return url }
+    }
+    throw NSError(domain: "otpd", code: 1, userInfo: [NSLocalizedDescriptionKey: "otpd binary not built (run swift build)"])
+}
+
+let shippedConfigPath = repositoryRoot.appendingPathComponent("config/otpd.yaml").path
+
+struct ProcessResult {
+    var status: Int32
+    var output: String
+}
+
+/// Runs otpd to completion with the given arguments and environment additions.
+func runOTPD(_ arguments: [String], environment: [String: String] = [:]) throws -> ProcessResult {
+    let output = NSTemporaryDirectory() + "otpd-out-\(UUID().uuidString)"
+    defer { try? FileManager.default.removeItem(atPath: output) }
+    let process = try ChildProcess(
+        try otpdBinary().path, arguments,
+        environment: ProcessInfo.processInfo.environment.merging(environment) { $1 }, outputPath: output)
+    process.wait()
+    let text = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
+    return ProcessResult(status: process.exitCode ?? -1, output: text)
+}
+
+func writeTemporaryConfig(_ text: String) throws -> String {
+    let path = NSTemporaryDirectory() + "otpd-test-\(UUID().uuidString).yaml"
+    try text.write(toFile: path, atomically: true, encoding: .utf8)
+    return path
+}
+
+/// One blocking HTTP/1.1 GET over a fresh TCP connection; nil when the connection fails.
+func httpGet(port: Int, path: String) -> (status: Int, body: String)? {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = UInt16(port).bigEndian
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    let connected = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    guard connected == 0 else { return nil }
+    let request = "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    _ = request.withCString { send(fd, $0, strlen($0), 0) }
+    var data = [UInt8]()
+    var chunk = [UInt8](repeating: 0, count: 4096)
+    while true {
+        let n = recv(fd, &chunk, chunk.count, 0)
+        if n <= 0 { break }
+        data.append(contentsOf: chunk[0..<n])
+    }
+    let text = String(decoding: data, as: UTF8.self)
+    guard text.hasPrefix("HTTP/1.1 "), let status = Int(text.dropFirst(9).prefix(3)) else { return nil }
+    let body = text.range(of: "\r\n\r\n").map { String(text[$0.upperBound...]) } ?? ""
+    return (status, body)
+}
+
+@Suite("The otpd executable", .serialized)
+struct ProcessTests {
+    @Test func checkConfigAcceptsTheShippedConfig() throws {
+        let result = try runOTPD(["check-config", "--config", shippedConfigPath])
+        #expect(result.status == 0, "\(result.output)")
+        #expect(result.output.contains("OK"))
+    }
+
+    @Test func aWrongKeyStopsStartupNamingIt() throws {
+        let path = try writeTemporaryConfig(try shippedConfigText().replacingOccurrences(of: "max_attempts: 5, resend", with: "max_attempt: 5, resend"))
+        for command in ["check-config", "serve"] {
+            let result = try runOTPD([command, "--config", path])
+            #expect(result.status != 0)
+            #expect(result.output.contains("apps[0].otp.max_attempt: unknown key"), "\(result.output)")
+        }
+    }
+
+    @Test func aBadRedisURLStopsStartupNamingIt() throws {
+        let result = try runOTPD(["serve", "--config", shippedConfigPath], environment: ["OTPD_REDIS_URL": "redis://127.0.0.1:notaport"])
+        #expect(result.status != 0)
+        #expect(result.output.contains("redis.url"), "\(result.output)")
+        let missing = try runOTPD(["check-config", "--config", "/nonexistent/otpd.yaml"])
+        #expect(missing.status != 0)
+        #expect(missing.output.contains("/nonexistent/otpd.yaml"))
+    }
+
+    @Test func configPathComesFromTheEnvironment() throws {
+        let result = try runOTPD(["check-config"], environment: ["OTPD_CONFIG": "/nonexistent/from-env.yaml"])
+        #expect(result.status != 0)
+        #expect(result.output.contains("from-env.yaml"))
+    }
+
+    /// SIGTERM while requests are in flight: they all finish with 200, then otpd exits 0.
+    @Test func sigtermFinishesInFlightRequestsAndExitsZero() async throws {
+        let redisServer = try RedisServerProcess()
+        let port = freePort()
+        let process = try ChildProcess(
+            try otpdBinary().path,
+            ["serve", "--config", repositoryRoot.appendingPathComponent("config/otpd.yaml").path],
+            environment: ProcessInfo.processInfo.environment.merging([
+                "OTPD_PORT": String(port), "OTPD_REDIS_URL": redisServer.url, "OTPD_REDIS_TIMEOUT_MS": "5000",
+                "OTPD_LOG_LEVEL": "error",
+            ]) { $1 })
+        defer { process.terminate() }
+
+        var up = false
+        for _ in 0..<100 where !up {
+            up = httpGet(port: port, path: "/healthz")?.status == 200
+            if !up { try await Task.sleep(for: .milliseconds(50)) }
+        }
+        try #require(up, "otpd did not start")
+        #expect(httpGet(port: port, path: "/readyz")?.status == 200)
+
+        // Pause Redis so /readyz requests stay in flight for ~1.5 s.
+        let admin = RedisClient(configuration: try RedisConfiguration(url: redisServer.url))
+        defer { admin.shutdown() }
+        _ = try await admin.send("CLIENT", "PAUSE", "1500", "ALL")
+
+        let statuses = try await withThrowingTaskGroup(of: Int?.self) { group in
+            for _ in 0..<20 {
+                group.addTask { httpGet(port: port, path: "/readyz")?.status }
+            }
+            try await Task.sleep(for: .milliseconds(400))
+            process.signal(SIGTERM)
+            return try await group.reduce(into: [Int?]()) { $0.append($1) }
+        }
+        #expect(statuses.count == 20)
+        #expect(statuses.allSatisfy { $0 == 200 }, "\(statuses)")
+
+        for _ in 0..<100 where process.isRunning { try await Task.sleep(for: .milliseconds(50)) }
+        #expect(!process.isRunning)
+        #expect(process.exitCode == 0)
+        #expect(httpGet(port: port, path: "/healthz") == nil)
+    }
+}

@@ -1,0 +1,197 @@
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import Logging
+import NIOCore
+import OTPCore
+import OTPTestSupport
+import RedisClient
+import Testing
+
+@testable import OTPServer
+
+/// The shipped development configuration, pointed at the given Redis.
+func testConfiguration(redisURL: String = TestRedis.url, environment: [String: String] = [:]) throws -> Configuration {
+    var env = environment
+    env["OTPD_REDIS_URL"] = redisURL
+    env["OTPD_KEY_PREFIX"] = env["OTPD_KEY_PREFIX"] ?? TestRedis.uniquePrefix("srv")
+    return try ConfigLoader.parse(try shippedConfigText(), environment: env).0
+}
+
+let quietLogger: Logger = {
+    var logger = Logger(label: "otpd.test")
+    logger.logLevel = .critical
+    return logger
+}()
+
+func body(_ response: TestResponse) -> String { String(buffer: response.body) }
+
+/// The response body as a JSON object; empty (so expectations on it fail) when it is not one.
+func json(_ response: TestResponse) -> [String: Any] {
+    (try? JSONSerialization.jsonObject(with: Data(response.body.readableBytesView))) as? [String: Any] ?? [:]
+}
+
+@Suite("Server: operations routes, errors, limits")
+struct ServerTests {
+    @Test func healthAndReadiness() async throws {
+        let app = try buildApplication(configuration: try testConfiguration(), logger: quietLogger)
+        try await app.test(.router) { client in
+            try await client.execute(uri: "/healthz", method: .get) { response in
+                #expect(response.status == .ok)
+                #expect(body(response) == #"{"status":"ok"}"#)
+            }
+            try await client.execute(uri: "/readyz", method: .get) { response in
+                #expect(response.status == .ok)
+                #expect(response.headers[.contentType]?.hasPrefix("application/json") == true)
+            }
+        }
+    }
+
+    @Test func readinessFollowsRedisDownAndUp() async throws {
+        let server = try RedisServerProcess()
+        let app = try buildApplication(configuration: try testConfiguration(redisURL: server.url), logger: quietLogger)
+        try await app.test(.live) { client in
+            try await client.execute(uri: "/readyz", method: .get) { #expect($0.status == .ok) }
+            server.kill()
+            let start = ContinuousClock.now
+            try await client.execute(uri: "/readyz", method: .get) { response in
+                #expect(response.status == .serviceUnavailable)
+                #expect(json(response)["code"] as? String == "service_unavailable")
+                #expect(response.headers[.retryAfter] != nil)
+            }
+            #expect(ContinuousClock.now - start < .seconds(1))
+            try server.start()
+            var status: HTTPResponse.Status = .serviceUnavailable
+            for _ in 0..<30 where status != .ok {
+                try await Task.sleep(for: .milliseconds(100))
+                status = try await client.execute(uri: "/readyz", method: .get) { $0.status }
+            }
+            #expect(status == .ok)
+        }
+    }
+
+    @Test func unknownRouteIsAJSON404() async throws {
+        let app = try buildApplication(configuration: try testConfiguration(), logger: quietLogger)
+        try await app.test(.router) { client in
+            try await client.execute(uri: "/nope", method: .post, body: ByteBuffer(string: "{")) { response in
+                #expect(response.status == .notFound)
+                #expect(json(response)["code"] as? String == "not_found")
+            }
+        }
+    }
+
+    @Test func oversizedBodiesAre413() async throws {
+        let app = try buildApplication(configuration: try testConfiguration(), logger: quietLogger)
+        let big = ByteBuffer(repeating: UInt8(ascii: "a"), count: 100 * 1024)
+        try await app.test(.live) { client in
+            for uri in ["/healthz", "/nope"] {
+                try await client.execute(
+                    uri: uri, method: .post, headers: [.contentType: "application/json"], body: big
+                ) { response in
+                    #expect(response.status == .contentTooLarge)
+                    #expect(json(response)["code"] as? String == "payload_too_large")
+                }
+            }
+        }
+    }
+
+    @Test func requestIDIsEchoedOrGenerated() async throws {
+        let app = try buildApplication(configuration: try testConfiguration(), logger: quietLogger)
+        try await app.test(.router) { client in
+            try await client.execute(uri: "/healthz", method: .get, headers: [ObservabilityMiddleware.requestIDHeader: "abc-123"]) {
+                #expect($0.headers[ObservabilityMiddleware.requestIDHeader] == "abc-123")
+            }
+            try await client.execute(uri: "/healthz", method: .get, headers: [ObservabilityMiddleware.requestIDHeader: "bad id\u{7}"]) {
+                let id = $0.headers[ObservabilityMiddleware.requestIDHeader]
+                #expect(id != nil && id != "bad id\u{7}")
+            }
+        }
+    }
+
+    @Test func metricsCountRequestsByRouteAndStatus() async throws {
+        let app = try buildApplication(configuration: try testConfiguration(), logger: quietLogger)
+        try await app.test(.router) { client in
+            for _ in 0..<3 { _ = try await client.execute(uri: "/healthz", method: .get) { $0.status } }
+            _ = try await client.execute(uri: "/nope", method: .get) { $0.status }
+            try await client.execute(uri: "/metrics", method: .get) { response in
+                #expect(response.status == .ok)
+                let text = body(response)
+                #expect(text.contains(#"otpd_http_requests_total{route="/healthz",method="GET",status="200"} 3"#))
+                #expect(text.contains(#"status="404""#))
+                #expect(text.contains("otpd_http_request_duration_seconds_bucket"))
+            }
+        }
+    }
+
+    @Test func redisErrorsAreCounted() async throws {
+        let app = try buildApplication(
+            configuration: try testConfiguration(redisURL: "redis://127.0.0.1:\(freePort())/0"), logger: quietLogger)
+        try await app.test(.router) { client in
+            _ = try await client.execute(uri: "/readyz", method: .get) { $0.status }
+            try await client.execute(uri: "/metrics", method: .get) { response in
+                #expect(body(response).contains(#"otpd_redis_errors_total{kind="unavailable"} 1"#))
+            }
+        }
+    }
+
+    @Test func openAPIDocumentIsServedAndListsEveryRoute() async throws {
+        let app = try buildApplication(configuration: try testConfiguration(), logger: quietLogger)
+        let onDisk = try String(contentsOf: repositoryRoot.appendingPathComponent("openapi.yaml"), encoding: .utf8)
+        try await app.test(.router) { client in
+            try await client.execute(uri: "/openapi.yaml", method: .get) { response in
+                #expect(response.status == .ok)
+                #expect(body(response) == onDisk)
+            }
+        }
+        #expect(onDisk.hasPrefix("openapi: 3.1"))
+        let router = buildRouter(
+            configuration: try testConfiguration(), redis: RedisClient(configuration: .init()), metrics: ServerMetrics())
+        for route in router.routes {
+            let path = route.path.description.split(separator: "/").map { $0.hasPrefix(":") ? "{\($0.dropFirst())}" : String($0) }
+                .joined(separator: "/")
+            let documented = onDisk.contains("\n  /\(path):") || onDisk.contains("\n  \(path):")
+            #expect(documented, "\(route.method) \(route.path) is not in openapi.yaml")
+            let operation = "\(route.method)".lowercased()
+            #expect(onDisk.contains("\(operation):"), "\(route.method) \(route.path) has no operation")
+        }
+    }
+
+    /// A route that decodes JSON, to check the decoding errors every JSON route shares.
+    struct Greeting: Decodable {
+        var name: String
+        var times: Int
+    }
+
+    @Test func malformedOrMistypedJSONIsAClear400() async throws {
+        let configuration = try testConfiguration()
+        let router = buildRouter(configuration: configuration, redis: RedisClient(configuration: .init()), metrics: ServerMetrics())
+        router.post("/test/greet") { request, context in
+            let greeting = try await request.decodeJSON(as: Greeting.self, context: context)
+            return "\(greeting.name) × \(greeting.times)"
+        }
+        let app = Application(router: router, logger: quietLogger)
+        try await app.test(.router) { client in
+            func check(_ text: String, code: String, mentions: String) async throws {
+                try await client.execute(uri: "/test/greet", method: .post, body: ByteBuffer(string: text)) { response in
+                    #expect(response.status == .badRequest, "\(text)")
+                    let object = json(response)
+                    #expect(object["code"] as? String == code, "\(text)")
+                    #expect((object["error"] as? String)?.contains(mentions) == true, "\(text): \(object)")
+                }
+            }
+            try await check("{", code: "invalid_json", mentions: "not valid JSON")
+            try await check("", code: "invalid_json", mentions: "empty")
+            try await check("[1,2]", code: "invalid_field", mentions: "JSON object")
+            try await check(#"{"times": 2}"#, code: "invalid_field", mentions: "'name'")
+            try await check(#"{"name": 5, "times": 2}"#, code: "invalid_field", mentions: "'name' must be a string")
+            try await check(#"{"name": "x", "times": "two"}"#, code: "invalid_field", mentions: "'times' must be an integer")
+            try await check(#"{"name": null, "times": 1}"#, code: "invalid_field", mentions: "'name'")
+            try await client.execute(
+                uri: "/test/greet", method: .post, body: ByteBuffer(string: #"{"name": "otp", "times": 2, "extra": true}"#)
+            ) { response in
+                #expect(response.status == .ok)
+                #expect(body(response) == "otp × 2")
+            }
+        }
+    }
+}
