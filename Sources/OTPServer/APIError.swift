@@ -1,5 +1,6 @@
 public import Hummingbird
 import NIOCore
+import OTPCrypto
 
 /// An error the client sees, in the v1 shape: `{"code": "snake_case", "error": "message", …}`.
 ///
@@ -52,7 +53,7 @@ struct JSONWriter {
 
     mutating func field(_ name: String, _ value: String) {
         key(name)
-        Self.appendString(value, to: &bytes)
+        JSONText.appendString(value, to: &bytes)
     }
 
     mutating func field(_ name: String, _ value: Int) {
@@ -67,30 +68,12 @@ struct JSONWriter {
 
     private mutating func key(_ name: String) {
         if bytes.count > 1 { bytes.append(UInt8(ascii: ",")) }
-        Self.appendString(name, to: &bytes)
+        JSONText.appendString(name, to: &bytes)
         bytes.append(UInt8(ascii: ":"))
     }
 
     mutating func finish() -> [UInt8] {
         bytes.append(UInt8(ascii: "}"))
         return bytes
-    }
-
-    static func appendString(_ string: String, to bytes: inout [UInt8]) {
-        let hex = Array("0123456789abcdef".utf8)
-        bytes.append(UInt8(ascii: "\""))
-        for byte in string.utf8 {
-            switch byte {
-            case UInt8(ascii: "\""): bytes.append(contentsOf: [92, 34])
-            case UInt8(ascii: "\\"): bytes.append(contentsOf: [92, 92])
-            case UInt8(ascii: "\n"): bytes.append(contentsOf: [92, UInt8(ascii: "n")])
-            case UInt8(ascii: "\r"): bytes.append(contentsOf: [92, UInt8(ascii: "r")])
-            case UInt8(ascii: "\t"): bytes.append(contentsOf: [92, UInt8(ascii: "t")])
-            case 0..<0x20:
-                bytes.append(contentsOf: [92, UInt8(ascii: "u"), 48, 48, hex[Int(byte >> 4)], hex[Int(byte & 15)]])
-            default: bytes.append(byte)
-            }
-        }
-        bytes.append(UInt8(ascii: "\""))
     }
 }

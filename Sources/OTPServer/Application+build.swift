@@ -14,7 +14,12 @@ public func buildApplication(configuration: Configuration, logger: Logger) throw
     redisLogger[metadataKey: "component"] = "redis"
     let redis = RedisClient(configuration: redisConfiguration, logger: redisLogger)
     let metrics = ServerMetrics()
-    let router = buildRouter(configuration: configuration, redis: redis, metrics: metrics)
+    var deliveryLogger = logger
+    deliveryLogger[metadataKey: "component"] = "delivery"
+    let engine = OTPEngine(
+        configuration: configuration, redis: redis,
+        providers: try configuration.deliveryProviders(logger: deliveryLogger), logger: logger)
+    let router = buildRouter(configuration: configuration, redis: redis, engine: engine, metrics: metrics)
     var app = Application(
         router: router,
         configuration: .init(
@@ -22,14 +27,26 @@ public func buildApplication(configuration: Configuration, logger: Logger) throw
             serverName: "otpd"),
         logger: logger)
     app.addServices(redis)
+    app.beforeServerStarts {
+        // Not required (EVALSHA falls back to SCRIPT LOAD), but spares the first requests a round trip.
+        do {
+            try await engine.loadScripts()
+        } catch {
+            logger.warning("could not load the Lua scripts into Redis yet", metadata: ["error": "\(error)"])
+        }
+    }
     return app
 }
 
-func buildRouter(configuration: Configuration, redis: RedisClient, metrics: ServerMetrics) -> Router<OTPRequestContext> {
+func buildRouter(
+    configuration: Configuration, redis: RedisClient, engine: OTPEngine, metrics: ServerMetrics
+) -> Router<OTPRequestContext> {
     let router = Router(context: OTPRequestContext.self)
     router.add(middleware: ObservabilityMiddleware(metrics: metrics))
     router.add(middleware: ErrorMiddleware(metrics: metrics))
     router.add(middleware: BodyLimitMiddleware(maxBytes: configuration.server.maxBodyBytes))
     OperationsController(redis: redis, metrics: metrics).addRoutes(to: router)
+    let clientAddress = ClientAddress(trustedProxies: configuration.server.trustedProxies.compactMap(NetworkRange.init))
+    V1Controller(engine: engine, metrics: metrics, clientAddress: clientAddress).addRoutes(to: router)
     return router
 }

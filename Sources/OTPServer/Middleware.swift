@@ -2,6 +2,7 @@ import Hummingbird
 import HTTPTypes
 import Logging
 import NIOCore
+import OTPCore
 import RedisClient
 
 /// Outermost: gives every request an id (the caller's `X-Request-Id` when it is sane), logs one
@@ -67,6 +68,8 @@ struct ErrorMiddleware: RouterMiddleware {
             return try await next(request, context)
         } catch let error as APIError {
             return try error.response(from: request, context: context)
+        } catch let error as OTPError {
+            return try APIError(error).response(from: request, context: context)
         } catch let error as HTTPError {
             return try Self.apiError(for: error, request: request).response(from: request, context: context)
         } catch let error as RedisError {

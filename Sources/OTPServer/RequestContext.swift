@@ -1,5 +1,6 @@
 public import Hummingbird
 public import NIOCore
+public import Foundation
 
 /// The per-request context: Hummingbird's core storage plus the socket peer, from which the
 /// client IP is derived (see `ClientAddress`).
@@ -11,6 +12,14 @@ public struct OTPRequestContext: RequestContext, RemoteAddressRequestContext {
         self.coreContext = .init(source: source)
         self.remoteAddress = source.channel.remoteAddress
     }
+
+    /// Stable key order, and URLs without escaped slashes.
+    public var responseEncoder: JSONEncoder { Self.encoder }
+    static let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return encoder
+    }()
 
     /// Bodies are bounded by `BodyLimitMiddleware` (server.max_body_bytes) before any handler reads them.
     public var maxUploadSize: Int { Int.max }

@@ -33,6 +33,26 @@ public final class ServerMetrics: Sendable {
         ).recordNanoseconds(duration.nanoseconds)
     }
 
+    /// A code handed to a gateway that accepted it.
+    func recordSend(app: String, channel: String) {
+        registry.makeCounter(
+            descriptor: .init(
+                namespace: "otpd", subsystem: "otp", metricName: "sent", unitName: "total",
+                helpText: "Codes delivered, by app and channel"),
+            labels: [("app", app), ("channel", channel)]
+        ).increment()
+    }
+
+    /// A code checked: success, invalid, not_found, too_many_attempts or refused.
+    func recordVerification(app: String, outcome: String) {
+        registry.makeCounter(
+            descriptor: .init(
+                namespace: "otpd", subsystem: "otp", metricName: "verifications", unitName: "total",
+                helpText: "Code verifications, by app and outcome"),
+            labels: [("app", app), ("outcome", outcome)]
+        ).increment()
+    }
+
     /// A Redis command that could not be answered (connection, timeout) or failed on the server.
     func recordRedisError(kind: String) {
         registry.makeCounter(

@@ -169,7 +169,8 @@ struct RedisClientTests {
                 #expect(error.isConnectionFailure)
             }
         }
-        #expect(ContinuousClock.now - start < .milliseconds(500))
+        // Ten commands that each waited out the 500 ms timeout would take 5 s.
+        #expect(ContinuousClock.now - start < .seconds(2))
     }
 
     @Test func shutdownFailsLaterCommands() async throws {

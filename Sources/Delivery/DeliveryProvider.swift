@@ -1,0 +1,39 @@
+/// One message to one recipient on one channel.
+public struct OutboundMessage: Sendable, Hashable {
+    public enum Channel: String, Sendable, Hashable { case email, sms, call, telegram }
+    public var channel: Channel
+    /// An email address, an E.164 phone number or a Telegram chat id.
+    public var to: String
+    /// Email only.
+    public var subject: String?
+    public var text: String
+
+    public init(channel: Channel, to: String, subject: String? = nil, text: String) {
+        self.channel = channel
+        self.to = to
+        self.subject = subject
+        self.text = text
+    }
+}
+
+/// Why a message did not go out. `description` names the gateway and the failure, never the text.
+public struct DeliveryError: Error, Sendable, CustomStringConvertible {
+    public var provider: String
+    public var reason: String
+
+    public init(provider: String, reason: String) {
+        self.provider = provider
+        self.reason = reason
+    }
+
+    public var description: String { "\(provider): \(reason)" }
+}
+
+/// A gateway that can carry messages: Twilio, SMTP, Telegram, a webhook, or the log.
+///
+/// `deliver` returns once the gateway has accepted the message, or throws; it never blocks
+/// an event loop.
+public protocol DeliveryProvider: Sendable {
+    var name: String { get }
+    func deliver(_ message: OutboundMessage) async throws(DeliveryError)
+}

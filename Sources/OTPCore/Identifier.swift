@@ -1,0 +1,74 @@
+/// A normalized user identifier: an email address or an E.164 phone number.
+public enum Identifier: Sendable, Hashable, CustomStringConvertible {
+    case email(String)
+    case phone(String)
+
+    /// Parses and normalizes. Emails are trimmed and lower-cased, must have exactly one `@`,
+    /// respect RFC 5321 lengths (local part ≤ 64, domain ≤ 255, whole ≤ 254) and hold no
+    /// control characters or spaces. Phones are `+` and 8–15 digits (`allowBareDigits`: the
+    /// digits alone, as the channel API accepts). Nil for anything else.
+    public init?(_ raw: String, allowBareDigits: Bool = false) {
+        let trimmed = raw.trimmingASCIIWhitespace()
+        if trimmed.contains("@") {
+            let email = trimmed.lowercased()
+            let parts = email.split(separator: "@", omittingEmptySubsequences: false)
+            guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty,
+                parts[0].utf8.count <= 64, parts[1].utf8.count <= 255, email.utf8.count <= 254,
+                email.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value != 0x7f && !(0x80...0x9f).contains($0.value) }),
+                !parts[1].hasPrefix("."), !parts[1].hasSuffix("."), !parts[1].contains(".."),
+                !parts[0].hasPrefix("."), !parts[0].hasSuffix(".")
+            else { return nil }
+            self = .email(email)
+            return
+        }
+        var digits = Substring(trimmed)
+        if digits.hasPrefix("+") {
+            digits = digits.dropFirst()
+        } else if !allowBareDigits {
+            return nil
+        }
+        guard (8...15).contains(digits.count), digits.allSatisfy({ $0.isASCII && $0.isNumber }), digits.first != "0" else {
+            return nil
+        }
+        self = .phone("+" + digits)
+    }
+
+    public var value: String {
+        switch self {
+        case .email(let value), .phone(let value): return value
+        }
+    }
+
+    /// The user field that holds it.
+    public var field: String {
+        switch self {
+        case .email: return "email"
+        case .phone: return "phone"
+        }
+    }
+
+    public var defaultChannel: Configuration.Channel {
+        switch self {
+        case .email: return .email
+        case .phone: return .sms
+        }
+    }
+
+    /// Whether `channel` can reach this identifier (telegram reaches a linked chat).
+    public func canUse(_ channel: Configuration.Channel) -> Bool {
+        switch (self, channel) {
+        case (.email, .email), (.phone, .sms), (.phone, .call), (_, .telegram): return true
+        default: return false
+        }
+    }
+
+    public var description: String { value }
+}
+
+extension String {
+    func trimmingASCIIWhitespace() -> String {
+        let isSpace: (Character) -> Bool = { $0 == " " || $0 == "\t" || $0 == "\n" || $0 == "\r" }
+        guard let start = firstIndex(where: { !isSpace($0) }), let end = lastIndex(where: { !isSpace($0) }) else { return "" }
+        return String(self[start...end])
+    }
+}

@@ -1,0 +1,30 @@
+/// Names of every Redis key otpd writes (docs/redis-keys.md has the whole layout).
+///
+/// Everything of one user of one app shares the hash tag `{app:userId}`, so each script's keys
+/// live on one Redis Cluster slot. A client IP's quota has a tag of its own.
+public struct KeySpace: Sendable {
+    public let prefix: String
+
+    public init(prefix: String) {
+        self.prefix = prefix
+    }
+
+    func tag(_ app: String, _ user: String) -> String { "\(prefix):{\(app):\(user)}" }
+    func user(_ app: String, _ user: String) -> String { tag(app, user) + ":user" }
+    func otp(_ app: String, _ user: String, purpose: Purpose) -> String { tag(app, user) + ":otp:" + purpose.rawValue }
+    func quota(_ app: String, _ user: String) -> String { tag(app, user) + ":q" }
+    func idempotency(_ app: String, _ user: String, key: String) -> String { tag(app, user) + ":idem:" + key }
+    func refreshToken(_ app: String, _ user: String, hash: String) -> String { tag(app, user) + ":rt:" + hash }
+    func familyPrefix(_ app: String, _ user: String) -> String { tag(app, user) + ":rf:" }
+    func ipQuota(_ app: String, ip: String) -> String { "\(prefix):{\(app):ip:\(ip)}:q" }
+}
+
+/// What an OTP is for. Each user has at most one live OTP per purpose: a new one replaces it.
+public enum Purpose: String, Sendable, Hashable {
+    /// v1 register and login, project verify: activation signs in.
+    case auth = "a"
+    /// Password reset.
+    case reset = "r"
+    /// Hub services (socket-bound).
+    case hub = "h"
+}

@@ -1,0 +1,63 @@
+import HTTPTypes
+import OTPCore
+
+extension APIError {
+    /// Every engine refusal → its v1 status and code, in this one place.
+    init(_ error: OTPError) {
+        func retry(_ seconds: Int) -> HTTPFields { [.retryAfter: String(max(1, seconds))] }
+        switch error {
+        case .appNotFound(let id):
+            self.init(.notFound, code: "app_not_found", "no app has the id '\(id)'")
+        case .invalidIdentifier:
+            self.init(
+                .badRequest, code: "invalid_identifier",
+                "identifier must be an email address or an E.164 phone number ('+' and 8-15 digits)")
+        case .channelNotSupported(let message):
+            self.init(.badRequest, code: "channel_not_supported", message)
+        case .telegramNotLinked:
+            self.init(
+                .badRequest, code: "channel_not_supported",
+                "no Telegram chat is linked to this user (link one through GET /target)")
+        case .userAlreadyExists:
+            self.init(.conflict, code: "user_already_exists", "a verified user with this identifier already exists")
+        case .registrationClosed:
+            self.init(.forbidden, code: "registration_closed", "this app does not accept new registrations")
+        case .userNotFound:
+            self.init(.notFound, code: "user_not_found", "no user has this identifier")
+        case .userBlocked:
+            self.init(.forbidden, code: "user_blocked", "this user is blocked")
+        case .otpNotFound:
+            self.init(.notFound, code: "otp_not_found", "the OTP is unknown, expired or already used")
+        case .invalidOTP(let remaining):
+            self.init(.unauthorized, code: "invalid_otp", "the code is wrong", fields: [("attempts_remaining", remaining)])
+        case .tooManyAttempts(let retryAfter):
+            self.init(
+                .tooManyRequests, code: "too_many_attempts",
+                retryAfter == nil
+                    ? "too many wrong codes for this OTP; request a new one"
+                    : "too many wrong codes for this identifier; try again later",
+                headers: retryAfter.map(retry) ?? [:])
+        case .resendCooldown(let seconds):
+            self.init(
+                .tooManyRequests, code: "resend_cooldown", "a code was sent moments ago; wait \(seconds) s before asking again",
+                headers: retry(seconds))
+        case .tooManySends(let seconds):
+            self.init(
+                .tooManyRequests, code: "rate_limited", "too many codes sent to this identifier this hour", headers: retry(seconds))
+        case .tooManySendsFromIP(let seconds):
+            self.init(.tooManyRequests, code: "rate_limited", "too many codes requested from this address this hour", headers: retry(seconds))
+        case .deliveryFailed:
+            self.init(.badGateway, code: "delivery_failed", "the code could not be delivered; nothing was sent, try again")
+        case .invalidRefreshToken:
+            self.init(.unauthorized, code: "invalid_refresh_token", "the refresh token is unknown, expired or revoked")
+        case .refreshTokenReused:
+            self.init(
+                .unauthorized, code: "refresh_token_reused",
+                "this refresh token was already used; every token of its session is now revoked")
+        case .invalidAccessToken(let message):
+            self.init(
+                .unauthorized, code: "invalid_token", message,
+                headers: [.wwwAuthenticate: #"Bearer error="invalid_token""#])
+        }
+    }
+}
