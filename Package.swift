@@ -53,6 +53,8 @@ let package = Package(
         .target(
             name: "Delivery",
             dependencies: [
+                "CCurl",
+                "OTPCrypto",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
@@ -98,7 +100,12 @@ let package = Package(
         // Helpers shared by the test targets: the test Redis, a redis-server of a test's own.
         .target(
             name: "OTPTestSupport",
-            dependencies: [.product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
             path: "Tests/OTPTestSupport",
             swiftSettings: swiftSettings
         ),
@@ -111,6 +118,11 @@ let package = Package(
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "DeliveryTests",
+            dependencies: ["Delivery", "OTPCrypto", "OTPTestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -6,6 +6,11 @@
 /* curl_easy_setopt, curl_easy_getinfo and curl_multi_setopt are variadic: Swift cannot call
    them. One typed accessor per argument type, nothing more. */
 
+/* CURL_GLOBAL_DEFAULT is a macro of macros Swift cannot import. */
+static inline CURLcode otpd_curl_global_init(void) {
+    return curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
 static inline CURLcode otpd_curl_easy_setopt_long(CURL *handle, CURLoption option, long value) {
     return curl_easy_setopt(handle, option, value);
 }

@@ -128,6 +128,12 @@ extension Configuration {
             try require(
                 app.templates[app.defaultLanguage] != nil, "\(key).templates",
                 "has no templates for the default language '\(app.defaultLanguage)'")
+            for (language, templates) in app.templates {
+                // The subject becomes a mail header: a line break in it could inject headers.
+                try require(
+                    !templates.emailSubject.contains(where: { $0 == "\r" || $0 == "\n" || $0 == "\r\n" }),
+                    "\(key).templates.\(language).email_subject", "must not contain a line break")
+            }
         }
 
         // surfaces

@@ -15,11 +15,15 @@ public final class OTPEngine: Sendable {
     let pepper: [UInt8]
     let providers: [Configuration.Channel: any DeliveryProvider]
     let logger: Logger
+    /// Told of every message handed to a gateway (for metrics): channel, provider, delivered, duration.
+    let onDelivery: @Sendable (String, String, Bool, Duration) -> Void
 
     public init(
         configuration: Configuration, redis: RedisClient,
-        providers: [Configuration.Channel: any DeliveryProvider], logger: Logger
+        providers: [Configuration.Channel: any DeliveryProvider], logger: Logger,
+        onDelivery: @escaping @Sendable (String, String, Bool, Duration) -> Void = { _, _, _, _ in }
     ) {
+        self.onDelivery = onDelivery
         self.apps = Dictionary(configuration.apps.map { ($0.id, AppPolicy($0)) }, uniquingKeysWith: { a, _ in a })
         self.redis = redis
         self.keys = KeySpace(prefix: configuration.redis.keyPrefix)
@@ -164,13 +168,17 @@ public final class OTPEngine: Sendable {
 
         let recipient = channel == .telegram ? (fields.count > 3 ? fields[3].string ?? "" : "") : identifier.value
         let (subject, text) = app.message(channel: channel, language: request.language, code: code)
+        let provider = providers[channel]
+        let start = ContinuousClock.now
         do {
-            guard let provider = providers[channel] else {
+            guard let provider else {
                 throw DeliveryError(provider: "none", reason: "no gateway for channel \(channel.rawValue)")
             }
             try await provider.deliver(
                 OutboundMessage(channel: OutboundMessage.Channel(rawValue: channel.rawValue)!, to: recipient, subject: subject, text: text))
+            onDelivery(channel.rawValue, provider.name, true, ContinuousClock.now - start)
         } catch {
+            onDelivery(channel.rawValue, provider?.name ?? "none", false, ContinuousClock.now - start)
             logger.warning("delivery failed", metadata: ["app": "\(app.id)", "channel": "\(channel.rawValue)", "error": "\(error)"])
             // Leave no usable OTP behind, and give back the quota the send took.
             _ = try? await redis.evalScript(

@@ -18,7 +18,8 @@ public func buildApplication(configuration: Configuration, logger: Logger) throw
     deliveryLogger[metadataKey: "component"] = "delivery"
     let engine = OTPEngine(
         configuration: configuration, redis: redis,
-        providers: try configuration.deliveryProviders(logger: deliveryLogger), logger: logger)
+        providers: configuration.deliveryProviders(logger: deliveryLogger), logger: logger,
+        onDelivery: metrics.recordDelivery)
     let router = buildRouter(configuration: configuration, redis: redis, engine: engine, metrics: metrics)
     var app = Application(
         router: router,

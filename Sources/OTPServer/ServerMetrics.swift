@@ -43,6 +43,24 @@ public final class ServerMetrics: Sendable {
         ).increment()
     }
 
+    /// One message handed to a gateway: its outcome (`delivered`, `failed`) and how long it took,
+    /// retries included.
+    @Sendable func recordDelivery(channel: String, provider: String, delivered: Bool, duration: Duration) {
+        registry.makeCounter(
+            descriptor: .init(
+                namespace: "otpd", subsystem: "delivery", metricName: "messages", unitName: "total",
+                helpText: "Messages handed to gateways, by channel, provider and outcome"),
+            labels: [("channel", channel), ("provider", provider), ("outcome", delivered ? "delivered" : "failed")]
+        ).increment()
+        registry.makeDurationHistogram(
+            descriptor: .init(
+                namespace: "otpd", subsystem: "delivery", metricName: "duration", unitName: "seconds",
+                helpText: "Gateway latency (all attempts of one message), by provider"),
+            labels: [("provider", provider)],
+            buckets: Self.latencyBuckets
+        ).recordNanoseconds(duration.nanoseconds)
+    }
+
     /// A code checked: success, invalid, not_found, too_many_attempts or refused.
     func recordVerification(app: String, outcome: String) {
         registry.makeCounter(

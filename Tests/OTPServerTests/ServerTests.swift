@@ -23,7 +23,7 @@ func testConfiguration(redisURL: String = TestRedis.url, environment: [String: S
 func testRouter(configuration: Configuration) throws -> Router<OTPRequestContext> {
     let redis = RedisClient(configuration: .init())
     let engine = OTPEngine(
-        configuration: configuration, redis: redis, providers: try configuration.deliveryProviders(logger: quietLogger),
+        configuration: configuration, redis: redis, providers: configuration.deliveryProviders(logger: quietLogger),
         logger: quietLogger)
     return buildRouter(configuration: configuration, redis: redis, engine: engine, metrics: ServerMetrics())
 }

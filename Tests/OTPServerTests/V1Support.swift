@@ -73,9 +73,14 @@ struct V1Harness {
     let redisURL: String
 
     init(redisURL: String = TestRedis.url) throws {
+        try self.init(redisURL: redisURL) { v1YAML(redisURL: $0, prefix: $1) }
+    }
+
+    /// A harness on a configuration of the test's own: `yaml(redisURL, keyPrefix)`.
+    init(redisURL: String = TestRedis.url, yaml: (String, String) -> String) throws {
         self.redisURL = redisURL
         prefix = TestRedis.uniquePrefix("v1")
-        configuration = try ConfigLoader.parse(v1YAML(redisURL: redisURL, prefix: prefix), environment: [:]).0
+        configuration = try ConfigLoader.parse(yaml(redisURL, prefix), environment: [:]).0
     }
 
     /// Runs `body` against the live server; `port` is where it listens.

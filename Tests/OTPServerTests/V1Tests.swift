@@ -180,6 +180,9 @@ struct V1Tests {
             let french = try await http.post("/v1/apps/t/register/otp", ["identifier": "+4915112345679", "language": "fr-CA"])
             #expect(french.status == 201)
             #expect(harness.capture.deliveries(to: "+4915112345679").last?.contains("est votre code Test App") == true)
+            // A language the app has no templates for falls back to its default (en).
+            #expect(try await http.post("/v1/apps/t/register/otp", ["identifier": "+4915112345670", "language": "de"]).status == 201)
+            #expect(harness.capture.deliveries(to: "+4915112345670").last?.contains("is your Test App code") == true)
             let notEnabled = try await http.post("/v1/apps/other/register/otp", ["identifier": "+4915112345678"])
             #expect(notEnabled.status == 400 && notEnabled.code == "channel_not_supported")
             let mismatch = try await http.post("/v1/apps/t/register/otp", ["identifier": Self.email(), "channel": "sms"])
