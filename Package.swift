@@ -91,6 +91,8 @@ let package = Package(
             name: "otpd",
             dependencies: [
                 "OTPServer",
+                "OTPCore",
+                "RedisClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -7,12 +7,15 @@ public struct OutboundMessage: Sendable, Hashable {
     /// Email only.
     public var subject: String?
     public var text: String
+    /// What the message is about (the otp_id), for correlating logs; never sent to the recipient.
+    public var reference: String?
 
-    public init(channel: Channel, to: String, subject: String? = nil, text: String) {
+    public init(channel: Channel, to: String, subject: String? = nil, text: String, reference: String? = nil) {
         self.channel = channel
         self.to = to
         self.subject = subject
         self.text = text
+        self.reference = reference
     }
 }
 

@@ -13,6 +13,7 @@ public struct LogProvider: DeliveryProvider {
     public func deliver(_ message: OutboundMessage) async throws(DeliveryError) {
         var metadata: Logger.Metadata = ["channel": "\(message.channel.rawValue)", "to": "\(message.to)"]
         if let subject = message.subject { metadata["subject"] = "\(subject)" }
+        if let reference = message.reference { metadata["otp_id"] = "\(reference)" }
         logger.notice("[log gateway] \(message.text)", metadata: metadata)
     }
 }

@@ -1,4 +1,4 @@
-public import RedisClient
+import RedisClient
 
 extension Configuration {
     /// Secrets that start with this are development placeholders: refused in production mode.

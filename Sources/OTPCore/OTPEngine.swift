@@ -175,7 +175,9 @@ public final class OTPEngine: Sendable {
                 throw DeliveryError(provider: "none", reason: "no gateway for channel \(channel.rawValue)")
             }
             try await provider.deliver(
-                OutboundMessage(channel: OutboundMessage.Channel(rawValue: channel.rawValue)!, to: recipient, subject: subject, text: text))
+                OutboundMessage(
+                    channel: OutboundMessage.Channel(rawValue: channel.rawValue)!, to: recipient, subject: subject, text: text,
+                    reference: otpID))
             onDelivery(channel.rawValue, provider.name, true, ContinuousClock.now - start)
         } catch {
             onDelivery(channel.rawValue, provider?.name ?? "none", false, ContinuousClock.now - start)

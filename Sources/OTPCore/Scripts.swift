@@ -232,5 +232,10 @@ public enum Scripts {
             return {'ok'}
             """)
 
-    public static let all: [RedisScript] = [send, cancelSend, activate, refresh, revoke, ipQuota]
+    public static let named: [String: RedisScript] = [
+        "send": send, "cancelSend": cancelSend, "activate": activate, "refresh": refresh, "revoke": revoke,
+        "ipQuota": ipQuota,
+    ]
+
+    public static var all: [RedisScript] { Array(named.values) }
 }

@@ -1,5 +1,5 @@
 import OTPCrypto
-public import RedisClient
+import RedisClient
 
 #if canImport(Glibc)
 import Glibc

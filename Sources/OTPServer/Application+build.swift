@@ -5,7 +5,11 @@ import RedisClient
 
 /// Assembles otpd: the Redis client (a service that starts before the server and stops after
 /// it), the router with its middleware, and one controller per API surface.
-public func buildApplication(configuration: Configuration, logger: Logger) throws -> some ApplicationProtocol {
+///
+/// `benchRoutes` adds `POST /bench/echo` and `POST /bench/sink` for `scripts/bench.sh`.
+public func buildApplication(
+    configuration: Configuration, logger: Logger, benchRoutes: Bool = false
+) throws -> some ApplicationProtocol {
     let redisConfiguration = try RedisConfiguration(
         url: configuration.redis.url,
         timeoutMilliseconds: configuration.redis.timeoutMilliseconds,
@@ -21,6 +25,7 @@ public func buildApplication(configuration: Configuration, logger: Logger) throw
         providers: configuration.deliveryProviders(logger: deliveryLogger), logger: logger,
         onDelivery: metrics.recordDelivery)
     let router = buildRouter(configuration: configuration, redis: redis, engine: engine, metrics: metrics)
+    if benchRoutes { BenchController().addRoutes(to: router) }
     var app = Application(
         router: router,
         configuration: .init(

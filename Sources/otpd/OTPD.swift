@@ -3,6 +3,7 @@ import Hummingbird
 import Logging
 import OTPCore
 import OTPServer
+import RedisClient
 
 #if canImport(Glibc)
 import Glibc
@@ -15,7 +16,7 @@ struct OTPD: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "otpd",
         abstract: "A self-hosted one-time-passcode service.",
-        subcommands: [Serve.self, CheckConfig.self],
+        subcommands: [Serve.self, CheckConfig.self, Lua.self],
         defaultSubcommand: Serve.self)
 }
 
@@ -42,6 +43,9 @@ struct Serve: AsyncParsableCommand {
 
     @OptionGroup var options: ConfigOption
 
+    @Flag(help: "Also serve POST /bench/echo and /bench/sink, for scripts/bench.sh.")
+    var benchRoutes = false
+
     func run() async throws {
         let (configuration, warnings, path) = try options.load()
         let level = Logger.Level(rawValue: configuration.logLevel) ?? .info
@@ -62,7 +66,7 @@ struct Serve: AsyncParsableCommand {
                 "config": "\(path)", "address": "\(configuration.server.host):\(configuration.server.port)",
                 "apps": "\(configuration.apps.map(\.id).joined(separator: ","))",
             ])
-        let app = try buildApplication(configuration: configuration, logger: logger)
+        let app = try buildApplication(configuration: configuration, logger: logger, benchRoutes: benchRoutes)
         try await app.runService()
     }
 }
@@ -77,6 +81,21 @@ struct CheckConfig: AsyncParsableCommand {
         let (configuration, warnings, path) = try options.load()
         for warning in warnings { print("warning: \(warning)") }
         print("\(path): OK (mode \(configuration.mode.rawValue), \(configuration.apps.count) app(s))")
+    }
+}
+
+struct Lua: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print one of otpd's Lua scripts (to load or benchmark it with redis-cli).")
+
+    @Argument(help: "One of: \(Scripts.named.keys.sorted().joined(separator: ", ")).")
+    var name: String
+
+    func run() throws {
+        guard let script = Scripts.named[name] else {
+            throw ValidationError("no script named '\(name)'; one of \(Scripts.named.keys.sorted().joined(separator: ", "))")
+        }
+        print(script.source)
     }
 }
 

@@ -1,0 +1,23 @@
+-- login/otp for existing email users numbered 0..N-1 (round robin): delivery goes through the
+-- webhook gateway — libcurl — to a local sink.
+dofile(os.getenv("BENCH_DIR") .. "/common.lua")
+local total = tonumber(os.getenv("BENCH_COUNT"))
+local nthreads = tonumber(os.getenv("BENCH_THREADS"))
+
+function setup(thread)
+  table.insert(threads, thread)
+  thread:set("id", #threads - 1)
+end
+
+function init(args)
+  next_index = id
+end
+
+function request()
+  local i = next_index % total
+  next_index = next_index + nthreads
+  return wrk.format("POST", os.getenv("BENCH_PATH"), {["Content-Type"] = "application/json"},
+    string.format('{"identifier":"bench%07d@example.com"}', i))
+end
+
+function response(status, headers, body) count(status) end

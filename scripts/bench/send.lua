@@ -1,0 +1,36 @@
+-- register/otp or login/otp once for each identifier numbered 0..N-1 (thread t takes
+-- t, t+T, t+2T, …) and stops after its share. The log gateway prints each code with its otp_id.
+dofile(os.getenv("BENCH_DIR") .. "/common.lua")
+local path = os.getenv("BENCH_PATH")
+local kind = os.getenv("BENCH_KIND")          -- phone | email
+local total = tonumber(os.getenv("BENCH_COUNT"))
+local nthreads = tonumber(os.getenv("BENCH_THREADS"))
+
+function setup(thread)
+  table.insert(threads, thread)
+  thread:set("id", #threads - 1)
+end
+
+function init(args)
+  next_index = id
+  answered = 0
+  share = math.floor(total / nthreads)
+end
+
+local function identifier(i)
+  if kind == "phone" then return string.format("+1555%07d", i) end
+  return string.format("bench%07d@example.com", i)
+end
+
+function request()
+  local i = next_index
+  next_index = next_index + nthreads
+  local who = identifier(i % total)
+  return wrk.format("POST", path, {["Content-Type"] = "application/json"}, '{"identifier":"' .. who .. '"}')
+end
+
+function response(status, headers, body)
+  count(status)
+  answered = answered + 1
+  if answered >= share then wrk.thread:stop() end
+end
