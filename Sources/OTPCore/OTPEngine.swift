@@ -119,7 +119,8 @@ public final class OTPEngine: Sendable {
         if let ip = request.clientIP {
             try await takeIPQuota(app: app, ip: ip)
         }
-        let otpID = "\(userID).\(request.purpose.rawValue)\(Base64URL.encode(SecureRandom.bytes(16)))"
+        let otpSuffix = "\(request.purpose.rawValue)\(Base64URL.encode(SecureRandom.bytes(16)))"
+        let otpID = "\(userID).\(otpSuffix)"
         let code = SecureRandom.code(length: app.config.otp.length, alphabet: app.alphabet)
         let idempotencyKey = request.idempotencyKey.map { Digest.hex(Digest.sha256(Array($0.utf8)).prefix(16)) }
         let otpKey = keys.otp(app.id, userID, purpose: request.purpose)
@@ -131,9 +132,9 @@ public final class OTPEngine: Sendable {
             reply = try await redis.evalScript(
                 Scripts.send, keys: [RedisArgument(userKey), RedisArgument(otpKey), RedisArgument(quotaKey), RedisArgument(idempotencyRecord)],
                 arguments: [
-                    RedisArgument(scriptMode), RedisArgument(otpID), RedisArgument(bytes: codeHash(app: app.id, otpID: otpID, code: code)),
+                    RedisArgument(scriptMode), RedisArgument(otpSuffix), RedisArgument(bytes: codeHash(app: app.id, otpID: otpID, code: code)),
                     RedisArgument(channel.rawValue), RedisArgument(app.config.otp.ttlSeconds * 1000),
-                    RedisArgument(app.config.otp.maxAttempts), RedisArgument(app.config.otp.resendCooldownSeconds * 1000),
+                    "", RedisArgument(app.config.otp.resendCooldownSeconds * 1000),
                     RedisArgument(app.config.limits.sendsPerIdentifierPerHour), idempotencyKey == nil ? "0" : "1",
                     RedisArgument(userID), RedisArgument(identifier.field), RedisArgument(identifier.value),
                     RedisArgument(request.firstName ?? ""), RedisArgument(request.lastName ?? ""),
@@ -186,7 +187,7 @@ public final class OTPEngine: Sendable {
             _ = try? await redis.evalScript(
                 Scripts.cancelSend,
                 keys: [RedisArgument(otpKey), RedisArgument(quotaKey), RedisArgument(idempotencyRecord), RedisArgument(userKey)],
-                arguments: [RedisArgument(otpID), created ? "1" : "0"])
+                arguments: [RedisArgument(otpSuffix), created ? "1" : "0"])
             if let ip = request.clientIP { await giveBackIPQuota(app: app, ip: ip) }
             throw OTPError.deliveryFailed
         }

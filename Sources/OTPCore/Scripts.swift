@@ -41,9 +41,15 @@ public enum Scripts {
           local v = redis.call('HMGET', key, 'w', 'sc', 'sp', 'fc', 'fp', 'n')
           return {w = v[1], sc = v[2], sp = v[3], fc = v[4], fp = v[5], n = v[6]}
         end
-        local function save_quota(key, now, sc, sp, fc, fp, n)
+        -- Quotas live in the user's hash when there is a user (no key of their own: less memory
+        -- per pending login), else in a quota key that expires two hours after its last change.
+        local function quota_key(user_key, own_key)
+          if redis.call('EXISTS', user_key) == 1 then return user_key end
+          return own_key
+        end
+        local function save_quota(key, own_key, now, sc, sp, fc, fp, n)
           redis.call('HSET', key, 'w', math.floor(now / 3600000), 'sc', sc, 'sp', sp, 'fc', fc, 'fp', fp, 'n', n)
-          redis.call('PEXPIRE', key, 7200000)
+          if key == own_key then redis.call('PEXPIRE', key, 7200000) end
         end
         -- constant-time comparison of two byte strings of equal length
         local function same(a, b)
@@ -61,8 +67,8 @@ public enum Scripts {
     /// Creates (or replaces) the OTP of one identifier and purpose, after its quotas.
     ///
     /// KEYS: 1 user, 2 otp, 3 quota, 4 idempotency record (any key of the tag when unused)
-    /// ARGV: 1 mode (register | login | login_conceal | signup), 2 otp id, 3 code hash,
-    ///       4 channel, 5 ttl ms, 6 max attempts, 7 cooldown ms, 8 sends per hour,
+    /// ARGV: 1 mode (register | login | login_conceal | signup), 2 otp id (the part after the
+    ///       user id), 3 code hash, 4 channel, 5 ttl ms, 6 (unused), 7 cooldown ms, 8 sends per hour,
     ///       9 idempotent (1/0), 10 user id, 11 identifier field (email/phone), 12 identifier,
     ///       13 first name, 14 last name, 15 unverified user ttl s
     /// Returns {'ok'|'decoy', otp id, created 1/0, telegram chat id or ''}, {'idem', otp id,
@@ -91,14 +97,16 @@ public enum Scripts {
               if not chat then return {'tg_unlinked'} end
             end
             local now = now_ms()
-            local q = load_quota(KEYS[3])
+            local qkey = KEYS[3]
+            if status or not decoy then qkey = KEYS[1] end
+            local q = load_quota(qkey)
             local n = tonumber(q.n or '0')
             if now < n then return {'cooldown', math.max(1, math.ceil((n - now) / 1000))} end
             local limit = tonumber(ARGV[8])
             local sc, sp, estimate, elapsed = window(q, now, 'sc', 'sp')
             if estimate + 1 > limit then return {'rate', retry_after(sc, sp, limit, elapsed)} end
             local fc, fp = window(q, now, 'fc', 'fp')
-            save_quota(KEYS[3], now, sc + 1, sp, fc, fp, now + tonumber(ARGV[7]))
+            save_quota(qkey, KEYS[3], now, sc + 1, sp, fc, fp, now + tonumber(ARGV[7]))
             local created = 0
             if not status and not decoy then
               redis.call('HSET', KEYS[1], 'id', ARGV[10], ARGV[11], ARGV[12], 'first_name', ARGV[13],
@@ -107,26 +115,28 @@ public enum Scripts {
               created = 1
             end
             redis.call('DEL', KEYS[2])
-            redis.call('HSET', KEYS[2], 'i', ARGV[2], 'h', ARGV[3], 'a', 0, 'm', ARGV[6], 'c', ARGV[4])
+            redis.call('HSET', KEYS[2], 'i', ARGV[2], 'h', ARGV[3], 'a', 0)
             redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[5]))
-            if ARGV[9] == '1' then redis.call('SET', KEYS[4], created .. ':' .. ARGV[2], 'EX', 86400) end
-            if decoy then return {'decoy', ARGV[2], 0, ''} end
-            return {'ok', ARGV[2], created, chat}
+            if ARGV[9] == '1' then redis.call('SET', KEYS[4], created .. ':' .. ARGV[10] .. '.' .. ARGV[2], 'EX', 86400) end
+            if decoy then return {'decoy', ARGV[10] .. '.' .. ARGV[2], 0, ''} end
+            return {'ok', ARGV[10] .. '.' .. ARGV[2], created, chat}
             """)
 
     /// Undoes a send whose delivery failed: the OTP is deleted (if it is still that one), the
     /// send and the cooldown are given back, the idempotency record is dropped.
     ///
-    /// KEYS: 1 otp, 2 quota, 3 idempotency record, 4 user; ARGV: 1 otp id, 2 user created (1/0)
+    /// KEYS: 1 otp, 2 quota, 3 idempotency record, 4 user; ARGV: 1 otp id (after the user id),
+    /// 2 user created (1/0)
     public static let cancelSend = RedisScript(
         prelude + """
             if redis.call('HGET', KEYS[1], 'i') == ARGV[1] then redis.call('DEL', KEYS[1]) end
             local now = now_ms()
-            local q = load_quota(KEYS[2])
+            local qkey = quota_key(KEYS[4], KEYS[2])
+            local q = load_quota(qkey)
             if q.w then
               local sc, sp = window(q, now, 'sc', 'sp')
               local fc, fp = window(q, now, 'fc', 'fp')
-              save_quota(KEYS[2], now, math.max(0, sc - 1), sp, fc, fp, 0)
+              save_quota(qkey, KEYS[2], now, math.max(0, sc - 1), sp, fc, fp, 0)
             end
             local idem = redis.call('GET', KEYS[3])
             if idem and string.sub(idem, -#ARGV[1]) == ARGV[1] then redis.call('DEL', KEYS[3]) end
@@ -138,17 +148,19 @@ public enum Scripts {
     /// refresh token (and its family) stored. Wrong: one attempt and one hourly failure used.
     ///
     /// KEYS: 1 otp, 2 quota, 3 user, 4 new refresh token, 5 new family
-    /// ARGV: 1 otp id, 2 code hash, 3 failures per hour, 4 refresh ttl s, 5 family id, 6 user id
+    /// ARGV: 1 otp id (after the user id), 2 code hash, 3 failures per hour, 4 refresh ttl s,
+    ///       5 family id, 6 user id, 7 max attempts
     /// Returns {'ok', user fields…} or {'not_found'} {'invalid', remaining} {'exhausted'}
     ///         {'locked', s} {'blocked'}
     public static let activate = RedisScript(
         prelude + """
-            local otp = redis.call('HMGET', KEYS[1], 'i', 'h', 'a', 'm')
+            local otp = redis.call('HMGET', KEYS[1], 'i', 'h', 'a')
             if not otp[1] or otp[1] ~= ARGV[1] then return {'not_found'} end
-            local attempts, max = tonumber(otp[3]), tonumber(otp[4])
+            local attempts, max = tonumber(otp[3]), tonumber(ARGV[7])
             if attempts >= max then return {'exhausted'} end
             local now = now_ms()
-            local q = load_quota(KEYS[2])
+            local qkey = quota_key(KEYS[3], KEYS[2])
+            local q = load_quota(qkey)
             local limit = tonumber(ARGV[3])
             local fc, fp, estimate, elapsed = window(q, now, 'fc', 'fp')
             if estimate + 1 > limit then return {'locked', retry_after(fc, fp, limit, elapsed)} end
@@ -156,7 +168,7 @@ public enum Scripts {
               attempts = attempts + 1
               redis.call('HSET', KEYS[1], 'a', attempts)
               local sc, sp = window(q, now, 'sc', 'sp')
-              save_quota(KEYS[2], now, sc, sp, fc + 1, fp, tonumber(q.n or '0'))
+              save_quota(qkey, KEYS[2], now, sc, sp, fc + 1, fp, tonumber(q.n or '0'))
               return {'invalid', max - attempts}
             end
             redis.call('DEL', KEYS[1])

@@ -95,9 +95,11 @@ extension OTPEngine {
                 RedisArgument(keys.familyPrefix(app.id, userID) + familyID),
             ],
             arguments: [
-                RedisArgument(otpID), RedisArgument(bytes: codeHash(app: app.id, otpID: otpID, code: app.normalize(code: code))),
+                RedisArgument(String(otpID.dropFirst(25))),
+                RedisArgument(bytes: codeHash(app: app.id, otpID: otpID, code: app.normalize(code: code))),
                 RedisArgument(app.config.limits.failedAttemptsPerIdentifierPerHour),
                 RedisArgument(app.config.tokens.refreshTTLSeconds), RedisArgument(familyID), RedisArgument(userID),
+                RedisArgument(app.config.otp.maxAttempts),
             ])
         let fields = reply.array ?? []
         switch fields.first?.string {

@@ -26,18 +26,23 @@ public final class RedisClient: Service, Sendable {
     ) {
         self.configuration = configuration
         self.logger = logger
-        self.slots = (0..<max(1, configuration.poolSize)).map { _ in
-            ConnectionSlot(configuration: configuration, eventLoop: eventLoopGroup.next(), logger: logger)
+        // Spread the connections over the event loops, one per loop first.
+        var loops = Array(eventLoopGroup.makeIterator())
+        if loops.isEmpty { loops = [eventLoopGroup.next()] }
+        self.slots = (0..<max(1, configuration.poolSize)).map { index in
+            ConnectionSlot(configuration: configuration, eventLoop: loops[index % loops.count], logger: logger)
         }
     }
 
     /// Sends one command and returns its reply. An error reply throws `RedisError(.server)`.
     ///
-    /// The connection is picked round-robin; a connection that cannot be had (waiting out a
-    /// reconnect backoff, or refused) is skipped for the next one, so one bad connection does
-    /// not fail requests while another works.
+    /// A caller running on an event loop uses that loop's connection, so the command, its reply
+    /// and the caller's resumption stay on one thread; other callers go round-robin. A connection
+    /// that cannot be had (waiting out a reconnect backoff, or refused) is skipped for the next
+    /// one, so one bad connection does not fail requests while another works.
     public func send(_ arguments: [RedisArgument]) async throws(RedisError) -> RESPValue {
-        let start = nextSlot.wrappingAdd(1, ordering: .relaxed).oldValue & Int.max
+        let start = slots.firstIndex { $0.eventLoop.inEventLoop }
+            ?? nextSlot.wrappingAdd(1, ordering: .relaxed).oldValue & Int.max
         var firstError: RedisError?
         for offset in 0..<slots.count {
             let connection: RedisConnection
@@ -122,7 +127,7 @@ final class ConnectionSlot: Sendable {
 
     private let state = Mutex<State>(.idle(attempt: 0))
     private let configuration: RedisConfiguration
-    private let eventLoop: any EventLoop
+    let eventLoop: any EventLoop
     private let logger: Logger
 
     init(configuration: RedisConfiguration, eventLoop: any EventLoop, logger: Logger) {

@@ -1,6 +1,8 @@
 import ArgumentParser
 import Hummingbird
 import Logging
+import NIOCore
+import NIOPosix
 import OTPCore
 import OTPServer
 import RedisClient
@@ -18,6 +20,14 @@ struct OTPD: AsyncParsableCommand {
         abstract: "A self-hosted one-time-passcode service.",
         subcommands: [Serve.self, CheckConfig.self, Lua.self],
         defaultSubcommand: Serve.self)
+
+    static func main() async {
+        // Run Swift Concurrency's jobs on NIO's event loop threads rather than a second thread
+        // pool: a request handler then resumes on the thread that does its I/O, without a hop
+        // per await. First thing, before any job reaches the global executor.
+        NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
+        await main(nil)
+    }
 }
 
 struct ConfigOption: ParsableArguments {

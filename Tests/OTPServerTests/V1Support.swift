@@ -61,6 +61,9 @@ func v1YAML(redisURL: String, prefix: String) -> String {
           - id: short
             channels: [email]
             otp: {ttl_seconds: 1, resend_cooldown_seconds: 0}
+            tokens: {keys: [\(key)]}
+          - id: tokenttl
+            channels: [email]
             tokens: {access_ttl_seconds: 1, keys: [\(key)]}
         """
 }

@@ -120,7 +120,7 @@ struct V1Tests {
     @Test func accessTokensExpire() async throws {
         let harness = try V1Harness()
         try await harness.run { http in
-            let result = try await harness.signIn(http, app: "short", identifier: Self.email())
+            let result = try await harness.signIn(http, app: "tokenttl", identifier: Self.email())
             let token = try #require(result["auth_token"] as? String)
             // access_ttl_seconds 1, plus otpd's 30 s leeway for clock skew, is too long to wait:
             // check the claim instead, and that the verifier refuses an exp in the past.
@@ -128,7 +128,7 @@ struct V1Tests {
             #expect((claims["exp"] as! Int) - (claims["iat"] as! Int) == 1)
             #expect(throws: JWT.VerificationError.expired) {
                 try JWT.verify(
-                    token, keys: ["k1": Array("test-secret-0123456789abcdef0123456789abcdef".utf8)], audience: "short",
+                    token, keys: ["k1": Array("test-secret-0123456789abcdef0123456789abcdef".utf8)], audience: "tokenttl",
                     issuer: "otpd", now: (claims["exp"] as! Int) + 31)
             }
         }
