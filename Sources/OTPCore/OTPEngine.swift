@@ -116,9 +116,6 @@ public final class OTPEngine: Sendable {
         }
         let userID = userID(app: app.id, identifier: identifier)
 
-        if let ip = request.clientIP {
-            try await takeIPQuota(app: app, ip: ip)
-        }
         let otpSuffix = "\(request.purpose.rawValue)\(Base64URL.encode(SecureRandom.bytes(16)))"
         let otpID = "\(userID).\(otpSuffix)"
         let code = SecureRandom.code(length: app.config.otp.length, alphabet: app.alphabet)
@@ -127,22 +124,53 @@ public final class OTPEngine: Sendable {
         let quotaKey = keys.quota(app.id, userID)
         let userKey = keys.user(app.id, userID)
         let idempotencyRecord = keys.idempotency(app.id, userID, key: idempotencyKey ?? "-")
-        let reply: RESPValue
+        /// Undoes a send that created an OTP: delivery failed, or the client IP was over its quota.
+        @Sendable func undo(created: Bool) async {
+            _ = try? await redis.evalScript(
+                Scripts.cancelSend,
+                keys: [RedisArgument(otpKey), RedisArgument(quotaKey), RedisArgument(idempotencyRecord), RedisArgument(userKey)],
+                arguments: [RedisArgument(otpSuffix), created ? "1" : "0"])
+        }
+
+        // The client IP's quota has a hash tag of its own, so it is a script of its own. It runs
+        // alongside the send script (both leave in one write on the same connection) and is
+        // reconciled after: the rare send that loses on the IP quota is undone.
+        async let ipVerdict = takeIPQuota(app: app, ip: request.clientIP)
+        let sent: Result<RESPValue, RedisError>
         do {
-            reply = try await redis.evalScript(
-                Scripts.send, keys: [RedisArgument(userKey), RedisArgument(otpKey), RedisArgument(quotaKey), RedisArgument(idempotencyRecord)],
-                arguments: [
-                    RedisArgument(scriptMode), RedisArgument(otpSuffix), RedisArgument(bytes: codeHash(app: app.id, otpID: otpID, code: code)),
-                    RedisArgument(channel.rawValue), RedisArgument(app.config.otp.ttlSeconds * 1000),
-                    "", RedisArgument(app.config.otp.resendCooldownSeconds * 1000),
-                    RedisArgument(app.config.limits.sendsPerIdentifierPerHour), idempotencyKey == nil ? "0" : "1",
-                    RedisArgument(userID), RedisArgument(identifier.field), RedisArgument(identifier.value),
-                    RedisArgument(request.firstName ?? ""), RedisArgument(request.lastName ?? ""),
-                    RedisArgument(max(86400, app.config.otp.ttlSeconds)),
-                ])
+            sent = .success(
+                try await redis.evalScript(
+                    Scripts.send,
+                    keys: [RedisArgument(userKey), RedisArgument(otpKey), RedisArgument(quotaKey), RedisArgument(idempotencyRecord)],
+                    arguments: [
+                        RedisArgument(scriptMode), RedisArgument(otpSuffix),
+                        RedisArgument(bytes: codeHash(app: app.id, otpID: otpID, code: code)),
+                        RedisArgument(channel.rawValue), RedisArgument(app.config.otp.ttlSeconds * 1000),
+                        "", RedisArgument(app.config.otp.resendCooldownSeconds * 1000),
+                        RedisArgument(app.config.limits.sendsPerIdentifierPerHour), idempotencyKey == nil ? "0" : "1",
+                        RedisArgument(userID), RedisArgument(identifier.field), RedisArgument(identifier.value),
+                        RedisArgument(request.firstName ?? ""), RedisArgument(request.lastName ?? ""),
+                        RedisArgument(max(86400, app.config.otp.ttlSeconds)),
+                    ]))
         } catch {
-            if let ip = request.clientIP { await giveBackIPQuota(app: app, ip: ip) }
+            sent = .failure(error)
+        }
+        let ip = await ipVerdict
+        let reply: RESPValue
+        switch (sent, ip) {
+        case (.failure(let error), _):
+            if case .taken = ip { await giveBackIPQuota(app: app, ip: request.clientIP) }
             throw error
+        case (.success(let value), .taken), (.success(let value), .notCounted):
+            reply = value
+        case (.success(let value), .overQuota), (.success(let value), .failed):
+            let fields = value.array ?? []
+            if let status = fields.first?.string, status == "ok" || status == "decoy" {
+                await undo(created: fields.count > 2 && fields[2].int == 1)
+            }
+            if case .overQuota(let retryAfter) = ip { throw OTPError.tooManySendsFromIP(retryAfter: retryAfter) }
+            if case .failed(let error) = ip { throw error }
+            reply = value
         }
         let fields = reply.array ?? []
         let status = fields.first?.string ?? ""
@@ -158,7 +186,7 @@ public final class OTPEngine: Sendable {
         default: throw RedisError(.protocolError, "unexpected reply from the send script: \(status)")
         }
         if let refusal {
-            if let ip = request.clientIP { await giveBackIPQuota(app: app, ip: ip) }
+            await giveBackIPQuota(app: app, ip: request.clientIP)
             throw refusal
         }
         let storedID = fields.count > 1 ? fields[1].string ?? otpID : otpID
@@ -184,11 +212,8 @@ public final class OTPEngine: Sendable {
             onDelivery(channel.rawValue, provider?.name ?? "none", false, ContinuousClock.now - start)
             logger.warning("delivery failed", metadata: ["app": "\(app.id)", "channel": "\(channel.rawValue)", "error": "\(error)"])
             // Leave no usable OTP behind, and give back the quota the send took.
-            _ = try? await redis.evalScript(
-                Scripts.cancelSend,
-                keys: [RedisArgument(otpKey), RedisArgument(quotaKey), RedisArgument(idempotencyRecord), RedisArgument(userKey)],
-                arguments: [RedisArgument(otpSuffix), created ? "1" : "0"])
-            if let ip = request.clientIP { await giveBackIPQuota(app: app, ip: ip) }
+            await undo(created: created)
+            await giveBackIPQuota(app: app, ip: request.clientIP)
             throw OTPError.deliveryFailed
         }
         return SendResult(otpID: otpID, userCreated: created, channel: channel, delivered: true)
@@ -213,16 +238,28 @@ public final class OTPEngine: Sendable {
         return channel
     }
 
-    func takeIPQuota(app: AppPolicy, ip: String) async throws {
-        let reply = try await redis.evalScript(
-            Scripts.ipQuota, keys: [RedisArgument(keys.ipQuota(app.id, ip: ip))],
-            arguments: [RedisArgument(app.config.limits.sendsPerIPPerHour), "1"])
-        if let fields = reply.array, fields.first?.string == "rate" {
-            throw OTPError.tooManySendsFromIP(retryAfter: fields.count > 1 ? fields[1].int ?? 1 : 1)
+    enum IPVerdict: Sendable {
+        case notCounted, taken, overQuota(retryAfter: Int), failed(RedisError)
+    }
+
+    /// Takes one send from the client IP's hourly quota. Never throws: the caller reconciles.
+    func takeIPQuota(app: AppPolicy, ip: String?) async -> IPVerdict {
+        guard let ip else { return .notCounted }
+        do {
+            let reply = try await redis.evalScript(
+                Scripts.ipQuota, keys: [RedisArgument(keys.ipQuota(app.id, ip: ip))],
+                arguments: [RedisArgument(app.config.limits.sendsPerIPPerHour), "1"])
+            if let fields = reply.array, fields.first?.string == "rate" {
+                return .overQuota(retryAfter: fields.count > 1 ? fields[1].int ?? 1 : 1)
+            }
+            return .taken
+        } catch {
+            return .failed(error)
         }
     }
 
-    func giveBackIPQuota(app: AppPolicy, ip: String) async {
+    func giveBackIPQuota(app: AppPolicy, ip: String?) async {
+        guard let ip else { return }
         _ = try? await redis.evalScript(
             Scripts.ipQuota, keys: [RedisArgument(keys.ipQuota(app.id, ip: ip))],
             arguments: [RedisArgument(app.config.limits.sendsPerIPPerHour), "-1"])

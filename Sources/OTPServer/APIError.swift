@@ -66,6 +66,28 @@ struct JSONWriter {
         bytes.append(contentsOf: (value ? "true" : "false").utf8)
     }
 
+    mutating func field(_ name: String, _ value: String?) {
+        if let value { field(name, value) } else { key(name); bytes.append(contentsOf: "null".utf8) }
+    }
+
+    mutating func field(_ name: String, _ value: Int?) {
+        if let value { field(name, value) } else { key(name); bytes.append(contentsOf: "null".utf8) }
+    }
+
+    /// A nested object.
+    mutating func field(_ name: String, _ object: JSONWriter) {
+        key(name)
+        var inner = object
+        bytes.append(contentsOf: inner.finish())
+    }
+
+    /// The finished object as a JSON response.
+    mutating func response(status: HTTPResponse.Status = .ok) -> Response {
+        Response(
+            status: status, headers: [.contentType: "application/json; charset=utf-8"],
+            body: .init(byteBuffer: ByteBuffer(bytes: finish())))
+    }
+
     private mutating func key(_ name: String) {
         if bytes.count > 1 { bytes.append(UInt8(ascii: ",")) }
         JSONText.appendString(name, to: &bytes)

@@ -18,7 +18,7 @@ struct OTPD: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "otpd",
         abstract: "A self-hosted one-time-passcode service.",
-        subcommands: [Serve.self, CheckConfig.self, Lua.self],
+        subcommands: [Serve.self, CheckConfig.self, Lua.self, BenchSink.self],
         defaultSubcommand: Serve.self)
 
     static func main() async {

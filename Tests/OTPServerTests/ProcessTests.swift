@@ -38,8 +38,16 @@ func writeTemporaryConfig(_ text: String) throws -> String {
     return path
 }
 
-/// One blocking HTTP/1.1 GET over a fresh TCP connection; nil when the connection fails.
-func httpGet(port: Int, path: String) -> (status: Int, body: String)? {
+/// One HTTP/1.1 GET over a fresh TCP connection; nil when the connection fails. The blocking
+/// socket calls run on a Dispatch thread: blocking Swift's cooperative pool (two threads here)
+/// would stall every other test running in parallel.
+func httpGet(port: Int, path: String) async -> (status: Int, body: String)? {
+    await withCheckedContinuation { continuation in
+        DispatchQueue.global().async { continuation.resume(returning: blockingHTTPGet(port: port, path: path)) }
+    }
+}
+
+func blockingHTTPGet(port: Int, path: String) -> (status: Int, body: String)? {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     defer { close(fd) }
     var address = sockaddr_in()
@@ -112,11 +120,11 @@ struct ProcessTests {
 
         var up = false
         for _ in 0..<100 where !up {
-            up = httpGet(port: port, path: "/healthz")?.status == 200
+            up = await httpGet(port: port, path: "/healthz")?.status == 200
             if !up { try await Task.sleep(for: .milliseconds(50)) }
         }
         try #require(up, "otpd did not start")
-        #expect(httpGet(port: port, path: "/readyz")?.status == 200)
+        #expect(await httpGet(port: port, path: "/readyz")?.status == 200)
 
         // Pause Redis so /readyz requests stay in flight for ~1.5 s.
         let admin = RedisClient(configuration: try RedisConfiguration(url: redisServer.url))
@@ -125,7 +133,7 @@ struct ProcessTests {
 
         let statuses = try await withThrowingTaskGroup(of: Int?.self) { group in
             for _ in 0..<20 {
-                group.addTask { httpGet(port: port, path: "/readyz")?.status }
+                group.addTask { await httpGet(port: port, path: "/readyz")?.status }
             }
             try await Task.sleep(for: .milliseconds(400))
             process.signal(SIGTERM)
@@ -137,6 +145,6 @@ struct ProcessTests {
         for _ in 0..<100 where process.isRunning { try await Task.sleep(for: .milliseconds(50)) }
         #expect(!process.isRunning)
         #expect(process.exitCode == 0)
-        #expect(httpGet(port: port, path: "/healthz") == nil)
+        #expect(await httpGet(port: port, path: "/healthz") == nil)
     }
 }
