@@ -51,9 +51,9 @@ extension OTPEngine {
     /// Parses `<user id>.<purpose><random>`; nil for anything else (answered as not found).
     static func parseOTPID(_ otpID: String) -> (userID: String, purpose: Purpose)? {
         let parts = otpID.split(separator: ".", maxSplits: 1, omittingEmptySubsequences: false)
-        guard parts.count == 2, isUserID(parts[0]), parts[1].count == 23,
+        guard parts.count == 2, isUserID(parts[0]), parts[1].utf8.count == 23,
             let purpose = parts[1].first.flatMap({ Purpose(rawValue: String($0)) }),
-            Base64URL.decode(parts[1].dropFirst()) != nil
+            parts[1].utf8.allSatisfy(isBase64URL)
         else { return nil }
         return (String(parts[0]), purpose)
     }
@@ -61,8 +61,14 @@ extension OTPEngine {
     /// Parses `<user id>.<43 base64url characters>`.
     static func parseRefreshToken(_ token: String) -> String? {
         let parts = token.split(separator: ".", maxSplits: 1, omittingEmptySubsequences: false)
-        guard parts.count == 2, isUserID(parts[0]), parts[1].count == 43, Base64URL.decode(parts[1]) != nil else { return nil }
+        guard parts.count == 2, isUserID(parts[0]), parts[1].utf8.count == 43, parts[1].utf8.allSatisfy(isBase64URL) else {
+            return nil
+        }
         return String(parts[0])
+    }
+
+    static func isBase64URL(_ byte: UInt8) -> Bool {
+        (48...57).contains(byte) || (65...90).contains(byte) || (97...122).contains(byte) || byte == 45 || byte == 95
     }
 
     static func isUserID(_ text: Substring) -> Bool {

@@ -2,30 +2,33 @@ internal import COpenSSL
 
 /// Hashing and message authentication over OpenSSL's EVP interface.
 public enum Digest {
+    /// SHA-256, fetched from the provider once: OpenSSL 3 otherwise looks the algorithm up by
+    /// name on every call, which showed in the profile.
+    nonisolated(unsafe) private static let sha256Algorithm: OpaquePointer = {
+        guard let md = EVP_MD_fetch(nil, "SHA256", nil) else { fatalError("OpenSSL has no SHA256") }
+        return md
+    }()
+
     /// SHA-256 of `data`.
     public static func sha256(_ data: some Collection<UInt8>) -> [UInt8] {
         var out = [UInt8](repeating: 0, count: 32)
         var length: UInt32 = 0
         let bytes = Array(data)
-        let ok = EVP_Digest(bytes, bytes.count, &out, &length, EVP_sha256(), nil)
+        let ok = EVP_Digest(bytes, bytes.count, &out, &length, sha256Algorithm, nil)
         precondition(ok == 1 && length == 32, "EVP_Digest(SHA-256) failed")
         return out
     }
 
-    /// HMAC-SHA256 of `message` under `key`.
+    /// HMAC-SHA256 of `message` under `key` (RFC 2104): SHA-256 of the outer padded key and
+    /// the SHA-256 of the inner padded key and the message.
     public static func hmacSHA256(key: some Collection<UInt8>, message: some Collection<UInt8>) -> [UInt8] {
-        var out = [UInt8](repeating: 0, count: 32)
-        var length: UInt32 = 0
-        let keyBytes = Array(key)
-        let messageBytes = Array(message)
-        let result = keyBytes.withUnsafeBytes { k in
-            messageBytes.withUnsafeBufferPointer { m in
-                HMAC(EVP_sha256(), k.baseAddress ?? UnsafeRawPointer(bitPattern: 1), Int32(k.count),
-                     m.baseAddress ?? UnsafePointer(bitPattern: 1), m.count, &out, &length)
-            }
-        }
-        precondition(result != nil && length == 32, "HMAC-SHA256 failed")
-        return out
+        var block = key.count > 64 ? sha256(key) : Array(key)
+        block.append(contentsOf: repeatElement(0, count: 64 - block.count))
+        var inner = block.map { $0 ^ 0x36 }
+        inner.append(contentsOf: message)
+        var outer = block.map { $0 ^ 0x5c }
+        outer.append(contentsOf: sha256(inner))
+        return sha256(outer)
     }
 
     /// Compares two byte strings in time that depends only on their lengths (`CRYPTO_memcmp`).
