@@ -3,32 +3,24 @@ import NIOCore
 
 /// Formats commands with hiredis's binary-safe `redisFormatCommandArgv`.
 enum RESPEncoder {
-    /// Writes the RESP encoding of `arguments` into a new buffer.
+    /// Writes the RESP encoding of `arguments` into a new buffer. The argv and length arrays
+    /// hiredis reads live on the stack; each pointer points into the argument's own storage.
     static func encode(_ arguments: [RedisArgument], allocator: ByteBufferAllocator) -> ByteBuffer {
-        // One contiguous copy of all arguments, so each argv entry is a pointer into it.
-        var storage: [UInt8] = []
-        storage.reserveCapacity(arguments.reduce(0) { $0 + $1.bytes.count })
-        var lengths: [Int] = []
-        lengths.reserveCapacity(arguments.count)
-        for argument in arguments {
-            storage.append(contentsOf: argument.bytes)
-            lengths.append(argument.bytes.count)
+        withUnsafeTemporaryAllocation(of: UnsafePointer<CChar>?.self, capacity: arguments.count) { argv in
+            withUnsafeTemporaryAllocation(of: Int.self, capacity: arguments.count) { lengths in
+                format(arguments[...], argv: argv, lengths: lengths, index: 0, allocator: allocator)
+            }
         }
-        return storage.withUnsafeBufferPointer { raw -> ByteBuffer in
-            let base = UnsafeRawPointer(raw.baseAddress) ?? UnsafeRawPointer(bitPattern: 1)!
-            var argv: [UnsafePointer<CChar>?] = []
-            argv.reserveCapacity(arguments.count)
-            var offset = 0
-            for length in lengths {
-                argv.append((base + offset).assumingMemoryBound(to: CChar.self))
-                offset += length
-            }
+    }
+
+    /// Pins each argument's bytes in turn (nested, so all stay valid), then formats.
+    private static func format(
+        _ rest: ArraySlice<RedisArgument>, argv: UnsafeMutableBufferPointer<UnsafePointer<CChar>?>,
+        lengths: UnsafeMutableBufferPointer<Int>, index: Int, allocator: ByteBufferAllocator
+    ) -> ByteBuffer {
+        guard let first = rest.first else {
             var target: UnsafeMutablePointer<CChar>?
-            let count = argv.withUnsafeMutableBufferPointer { argvBuffer in
-                lengths.withUnsafeBufferPointer { lengthBuffer in
-                    redisFormatCommandArgv(&target, Int32(arguments.count), argvBuffer.baseAddress, lengthBuffer.baseAddress)
-                }
-            }
+            let count = redisFormatCommandArgv(&target, Int32(index), argv.baseAddress, lengths.baseAddress)
             guard count >= 0, let target else {
                 // hiredis only fails here when malloc fails.
                 fatalError("redisFormatCommandArgv: out of memory")
@@ -37,6 +29,11 @@ enum RESPEncoder {
             var buffer = allocator.buffer(capacity: Int(count))
             buffer.writeBytes(UnsafeRawBufferPointer(start: target, count: Int(count)))
             return buffer
+        }
+        return first.bytes.withUnsafeBufferPointer { bytes in
+            argv[index] = UnsafeRawPointer(bytes.baseAddress ?? UnsafePointer(bitPattern: 1)!).assumingMemoryBound(to: CChar.self)
+            lengths[index] = bytes.count
+            return format(rest.dropFirst(), argv: argv, lengths: lengths, index: index + 1, allocator: allocator)
         }
     }
 }
