@@ -20,13 +20,25 @@ struct ProcessResult {
     var output: String
 }
 
-/// Runs otpd to completion with the given arguments and environment additions.
-func runOTPD(_ arguments: [String], environment: [String: String] = [:]) throws -> ProcessResult {
+/// Runs otpd to completion with the given arguments and environment additions. It waits on a
+/// Dispatch thread, not on Swift's cooperative pool, which the parallel tests share.
+func runOTPD(_ arguments: [String], environment: [String: String] = [:]) async throws -> ProcessResult {
+    let binary = try otpdBinary()
+    return await withCheckedContinuation { continuation in
+        DispatchQueue.global().async {
+            continuation.resume(returning: blockingRunOTPD(binary: binary, arguments, environment: environment))
+        }
+    }
+}
+
+func blockingRunOTPD(binary: URL, _ arguments: [String], environment: [String: String]) -> ProcessResult {
     let output = NSTemporaryDirectory() + "otpd-out-\(UUID().uuidString)"
     defer { try? FileManager.default.removeItem(atPath: output) }
-    let process = try ChildProcess(
-        try otpdBinary().path, arguments,
-        environment: ProcessInfo.processInfo.environment.merging(environment) { $1 }, outputPath: output)
+    guard
+        let process = try? ChildProcess(
+            binary.path, arguments, environment: ProcessInfo.processInfo.environment.merging(environment) { $1 },
+            outputPath: output)
+    else { return ProcessResult(status: -1, output: "cannot start \(binary.path)") }
     process.wait()
     let text = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
     return ProcessResult(status: process.exitCode ?? -1, output: text)
@@ -75,32 +87,32 @@ func blockingHTTPGet(port: Int, path: String) -> (status: Int, body: String)? {
 
 @Suite("The otpd executable", .serialized)
 struct ProcessTests {
-    @Test func checkConfigAcceptsTheShippedConfig() throws {
-        let result = try runOTPD(["check-config", "--config", shippedConfigPath])
+    @Test func checkConfigAcceptsTheShippedConfig() async throws {
+        let result = try await runOTPD(["check-config", "--config", shippedConfigPath])
         #expect(result.status == 0, "\(result.output)")
         #expect(result.output.contains("OK"))
     }
 
-    @Test func aWrongKeyStopsStartupNamingIt() throws {
+    @Test func aWrongKeyStopsStartupNamingIt() async throws {
         let path = try writeTemporaryConfig(try shippedConfigText().replacingOccurrences(of: "max_attempts: 5, resend", with: "max_attempt: 5, resend"))
         for command in ["check-config", "serve"] {
-            let result = try runOTPD([command, "--config", path])
+            let result = try await runOTPD([command, "--config", path])
             #expect(result.status != 0)
             #expect(result.output.contains("apps[0].otp.max_attempt: unknown key"), "\(result.output)")
         }
     }
 
-    @Test func aBadRedisURLStopsStartupNamingIt() throws {
-        let result = try runOTPD(["serve", "--config", shippedConfigPath], environment: ["OTPD_REDIS_URL": "redis://127.0.0.1:notaport"])
+    @Test func aBadRedisURLStopsStartupNamingIt() async throws {
+        let result = try await runOTPD(["serve", "--config", shippedConfigPath], environment: ["OTPD_REDIS_URL": "redis://127.0.0.1:notaport"])
         #expect(result.status != 0)
         #expect(result.output.contains("redis.url"), "\(result.output)")
-        let missing = try runOTPD(["check-config", "--config", "/nonexistent/otpd.yaml"])
+        let missing = try await runOTPD(["check-config", "--config", "/nonexistent/otpd.yaml"])
         #expect(missing.status != 0)
         #expect(missing.output.contains("/nonexistent/otpd.yaml"))
     }
 
-    @Test func configPathComesFromTheEnvironment() throws {
-        let result = try runOTPD(["check-config"], environment: ["OTPD_CONFIG": "/nonexistent/from-env.yaml"])
+    @Test func configPathComesFromTheEnvironment() async throws {
+        let result = try await runOTPD(["check-config"], environment: ["OTPD_CONFIG": "/nonexistent/from-env.yaml"])
         #expect(result.status != 0)
         #expect(result.output.contains("from-env.yaml"))
     }
