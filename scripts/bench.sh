@@ -2,7 +2,7 @@
 # Measures otpd against the ceilings of its own stack, side by side in one run, on 127.0.0.1
 # only, every load bounded in count and time. Prints a table and writes docs/benchmarks.md.
 #
-#   scripts/bench.sh                 # defaults: 64 connections, 8 s per run, 100,000 pending logins
+#   scripts/bench.sh                 # defaults: 64 connections, 5 s per run, 100,000 pending logins
 #   BENCH_SECONDS=5 BENCH_POOL=20000 scripts/bench.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,10 +10,9 @@ source scripts/lib.sh
 
 ensure_packages wrk
 CONNECTIONS=${BENCH_CONNECTIONS:-64}
-SECONDS_PER_RUN=${BENCH_SECONDS:-8}
+SECONDS_PER_RUN=${BENCH_SECONDS:-5}
 POOL=${BENCH_POOL:-100000}
 THREADS=2
-EMAIL_USERS=${BENCH_EMAIL_USERS:-20000}
 export BENCH_DIR="$PWD/scripts/bench" BENCH_THREADS=$THREADS
 
 work=$(mktemp -d /tmp/otpd-bench.XXXXXX)
@@ -36,8 +35,9 @@ sink_port=$(free_port)
 while [ "$sink_port" = "$otpd_port" ]; do sink_port=$(free_port); done
 
 # One app shaped for load: no cooldown, limits out of the way, codes that live an hour.
-# SMS goes to the log gateway (the codes the activation runs need); email goes through the
-# real libcurl path, a signed webhook, to a sink that answers 200 (otpd bench-sink: raw NIO).
+# Voice calls go to the log gateway (the pool's codes, which the activation runs need); SMS,
+# the default for a phone, goes through the real libcurl path — a signed webhook — to a sink
+# that answers 200 (otpd bench-sink: raw NIO). The same phone users serve every run.
 cat > "$work/bench.yaml" <<YAML
 mode: development
 log_level: notice
@@ -45,14 +45,14 @@ server: {host: 127.0.0.1, port: $otpd_port}
 redis: {url: "redis://127.0.0.1:$redis_port/0", key_prefix: b, timeout_ms: 2000, pool_size: 2}
 security: {pepper: "insecure-bench-pepper-0123456789"}
 delivery:
-  sms: {provider: log}
-  email: {provider: webhook, url: "http://127.0.0.1:$sink_port/bench/sink", secret: "insecure-bench-webhook"}
+  call: {provider: log}
+  sms: {provider: webhook, url: "http://127.0.0.1:$sink_port/bench/sink", secret: "insecure-bench-webhook"}
   timeout_ms: 2000
   retries: 0
 apps:
   - id: bench
     name: Bench
-    channels: [email, sms]
+    channels: [sms, call]
     otp: {length: 6, ttl_seconds: 3600, max_attempts: 5, resend_cooldown_seconds: 0}
     limits: {sends_per_identifier_per_hour: 1000000, sends_per_ip_per_hour: 1000000000, failed_attempts_per_identifier_per_hour: 1000000000}
     tokens: {keys: [{kid: k1, secret: "insecure-bench-jwt-secret-0123456789abcdef"}]}
@@ -86,13 +86,13 @@ run() {
 used_memory() { redis-cli -p "$redis_port" info memory | awk -F: '/^used_memory:/ {print $2+0}'; }
 # Codes delivered so far on CHANNEL, from otpd's own metrics.
 sent() { curl -s "$base/metrics" | awk -v c="$1" '$1 ~ "^otpd_otp_sent_total" && $1 ~ "channel=\""c"\"" {n += $2} END {print n+0}'; }
-# send_each KIND PATH COUNT CHANNEL: one request per identifier (send.lua); wrk has no
-# request-count limit, so it runs in the background until otpd's counter shows them all.
+# send_each PATH COUNT: one request per phone (send.lua); wrk has no request-count limit,
+# so it runs in the background until otpd's counter of voice-call codes shows them all.
 send_each() {
-  local kind=$1 path=$2 count=$3 channel=$4 start target
+  local path=$1 count=$2 channel=call start target
   start=$(sent "$channel")
   target=$(( start + count - count % THREADS ))
-  BENCH_KIND=$kind BENCH_COUNT=$count BENCH_PATH=$path \
+  BENCH_COUNT=$count BENCH_PATH=$path \
     wrk -t$THREADS -c"$CONNECTIONS" -d300s --timeout 5s -s "$BENCH_DIR/send.lua" "$base$path" >/dev/null &
   local wrk_pid=$!
   for _ in $(seq 1 3000); do
@@ -114,7 +114,7 @@ sha=$(redis-cli -p "$redis_port" SCRIPT LOAD "$("$bin" lua activate)")
 hash=$(printf 'x%.0s' $(seq 1 32))
 awk -v n=100000 -v h="$hash" 'BEGIN { for (i = 0; i < n; i++) printf "HSET rb:{x:%012d}:otp:a i X h %s a 0\n", i, h }' \
   | redis-cli -p "$redis_port" --pipe >/dev/null
-redis_line=$(redis-benchmark -p "$redis_port" -c "$CONNECTIONS" -n 300000 -r 100000 --csv \
+redis_line=$(redis-benchmark -p "$redis_port" -c "$CONNECTIONS" -n 150000 -r 100000 --csv \
   EVALSHA "$sha" 5 'rb:{x:__rand_int__}:otp:a' 'rb:{x:__rand_int__}:q' 'rb:{x:__rand_int__}:user' \
   'rb:{x:__rand_int__}:rt:new' 'rb:{x:__rand_int__}:rf:new' X wrong-code-hash-32-bytes-long-xx 1000000000 60 fam u 1000000000 | tail -1)
 rps[redis]=$(echo "$redis_line" | awk -F'","' '{print $2+0}')
@@ -124,15 +124,14 @@ server_errors[redis]=0
 socket_errors[redis]=0
 redis-cli -p "$redis_port" --scan --pattern 'rb:*' | xargs -r -n 1000 redis-cli -p "$redis_port" DEL >/dev/null
 
-# 3. The pool: POOL phone users registered, their sign-up OTPs and quotas dropped, then one
-# login each. Memory per pending login = what the logins added (OTP and quota per user).
+# 3. The pool: POOL phone users registered, their sign-up OTPs dropped, then one
+# login each. Memory per pending login = what the logins added (every key a login creates).
 echo "==> creating $POOL pending logins"
-send_each phone /v1/apps/bench/register/otp "$POOL" sms
+send_each /v1/apps/bench/register/otp "$POOL"
 redis-cli -p "$redis_port" --scan --pattern 'b:*:otp:*' | xargs -r -n 1000 redis-cli -p "$redis_port" DEL >/dev/null
-redis-cli -p "$redis_port" --scan --pattern 'b:*:q' | xargs -r -n 1000 redis-cli -p "$redis_port" DEL >/dev/null
 log_start=$(( $(wc -l <"$work/otpd.log") + 1 ))
 before=$(used_memory)
-send_each phone /v1/apps/bench/login/otp "$POOL" sms
+send_each /v1/apps/bench/login/otp "$POOL"
 after=$(used_memory)
 per_login=$(( (after - before) / POOL ))
 # "<otp_id> <code> <a wrong code>" for each pending login, from the log gateway's lines.
@@ -149,9 +148,7 @@ BENCH_POOL="$work/pool.right" BENCH_MODE=right BENCH_OUT="$work/tokens" \
 BENCH_POOL="$work/pool.wrong" BENCH_MODE=wrong \
   run activate_wrong activate.lua /v1/apps/bench/otp/activate -d"${SECONDS_PER_RUN}s"
 BENCH_TOKENS="$work/tokens" run refresh refresh.lua /v1/apps/bench/tokens/refresh -d"${SECONDS_PER_RUN}s"
-echo "==> creating $EMAIL_USERS email users"
-send_each email /v1/apps/bench/register/otp "$EMAIL_USERS" email
-BENCH_COUNT=$EMAIL_USERS run login login.lua /v1/apps/bench/login/otp -d"${SECONDS_PER_RUN}s"
+BENCH_COUNT=$POOL run login login.lua /v1/apps/bench/login/otp -d"${SECONDS_PER_RUN}s"
 
 rss_kb=$(awk '/VmHWM/ {print $2}' "/proc/$otpd_pid/status")
 sink_rss_kb=$(awk '/VmHWM/ {print $2}' "/proc/${pids[0]}/status")

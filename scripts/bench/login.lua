@@ -1,5 +1,5 @@
--- login/otp for existing email users numbered 0..N-1 (round robin): delivery goes through the
--- webhook gateway — libcurl — to a local sink.
+-- login/otp for the existing phone users numbered 0..N-1 (round robin), by SMS: delivery goes
+-- through the webhook gateway — libcurl — to a local sink.
 dofile(os.getenv("BENCH_DIR") .. "/common.lua")
 local total = tonumber(os.getenv("BENCH_COUNT"))
 local nthreads = tonumber(os.getenv("BENCH_THREADS"))
@@ -17,7 +17,7 @@ function request()
   local i = next_index % total
   next_index = next_index + nthreads
   return wrk.format("POST", os.getenv("BENCH_PATH"), {["Content-Type"] = "application/json"},
-    string.format('{"identifier":"bench%07d@example.com"}', i))
+    string.format('{"identifier":"+1555%07d"}', i))
 end
 
 function response(status, headers, body) count(status) end

@@ -1,8 +1,8 @@
--- register/otp or login/otp once for each identifier numbered 0..N-1 (thread t takes
--- t, t+T, t+2T, …) and stops after its share. The log gateway prints each code with its otp_id.
+-- register/otp or login/otp once for each phone numbered 0..N-1 (thread t takes t, t+T, …),
+-- by voice call — the bench routes calls to the log gateway, which prints each code with its
+-- otp_id — and stops after its share.
 dofile(os.getenv("BENCH_DIR") .. "/common.lua")
 local path = os.getenv("BENCH_PATH")
-local kind = os.getenv("BENCH_KIND")          -- phone | email
 local total = tonumber(os.getenv("BENCH_COUNT"))
 local nthreads = tonumber(os.getenv("BENCH_THREADS"))
 
@@ -18,15 +18,15 @@ function init(args)
 end
 
 local function identifier(i)
-  if kind == "phone" then return string.format("+1555%07d", i) end
-  return string.format("bench%07d@example.com", i)
+  return string.format("+1555%07d", i)
 end
 
 function request()
   local i = next_index
   next_index = next_index + nthreads
   local who = identifier(i % total)
-  return wrk.format("POST", path, {["Content-Type"] = "application/json"}, '{"identifier":"' .. who .. '"}')
+  return wrk.format("POST", path, {["Content-Type"] = "application/json"},
+    '{"identifier":"' .. who .. '","channel":"call"}')
 end
 
 function response(status, headers, body)
