@@ -17,10 +17,10 @@ export BENCH_DIR="$PWD/scripts/bench" BENCH_THREADS=$THREADS
 
 work=$(mktemp -d /tmp/otpd-bench.XXXXXX)
 pids=()
-redis_port=$(free_port)
+redis_port=
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  stop_redis "$redis_port"
+  [ -n "$redis_port" ] && stop_redis "$redis_port"
   [ -n "${BENCH_KEEP:-}" ] || rm -rf "$work"
 }
 trap cleanup EXIT
@@ -29,7 +29,7 @@ echo "==> swift build -c release"
 swift build -c release --product otpd >/dev/null
 bin=$(swift build -c release --show-bin-path)/otpd
 
-start_redis "$redis_port" "$work/redis"
+redis_port=$(start_redis_on_free_port "$work/redis")
 otpd_port=$(free_port)
 sink_port=$(free_port)
 while [ "$sink_port" = "$otpd_port" ]; do sink_port=$(free_port); done

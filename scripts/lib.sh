@@ -25,11 +25,12 @@ ensure_packages() {
   fi
 }
 
-# Prints a TCP port on 127.0.0.1 that nothing listens on.
+# Prints a TCP port on 127.0.0.1 that nothing listens on, below the kernel's ephemeral range
+# (32768 and up), so that an outgoing connection cannot be holding it.
 free_port() {
   local port
   for _ in $(seq 1 200); do
-    port=$((20000 + RANDOM % 30000))
+    port=$((20000 + RANDOM % 12000))
     if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
       echo "$port"
       return 0
@@ -50,6 +51,21 @@ start_redis() {
     sleep 0.05
   done
   echo "error: redis-server did not start on port $port (see $dir/redis.log)" >&2
+  return 1
+}
+
+# start_redis_on_free_port DIR: like start_redis on a free port, trying again on another
+# port if the first is taken meanwhile; prints the port.
+start_redis_on_free_port() {
+  local dir=$1 port
+  for _ in 1 2 3 4 5; do
+    port=$(free_port)
+    if start_redis "$port" "$dir" 2>/dev/null; then
+      echo "$port"
+      return 0
+    fi
+  done
+  echo "error: could not start redis-server (see $dir/redis.log)" >&2
   return 1
 }
 

@@ -7,9 +7,8 @@ source scripts/lib.sh
 
 ensure_packages
 
-port=$(free_port)
 dir=$(mktemp -d /tmp/otpd-test-redis.XXXXXX)
-start_redis "$port" "$dir"
+port=$(start_redis_on_free_port "$dir") || { rm -rf "$dir"; exit 1; }
 trap 'stop_redis "$port"; rm -rf "$dir"' EXIT
 echo "==> test Redis on 127.0.0.1:$port"
 

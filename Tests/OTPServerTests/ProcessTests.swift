@@ -24,11 +24,7 @@ struct ProcessResult {
 /// Dispatch thread, not on Swift's cooperative pool, which the parallel tests share.
 func runOTPD(_ arguments: [String], environment: [String: String] = [:]) async throws -> ProcessResult {
     let binary = try otpdBinary()
-    return await withCheckedContinuation { continuation in
-        DispatchQueue.global().async {
-            continuation.resume(returning: blockingRunOTPD(binary: binary, arguments, environment: environment))
-        }
-    }
+    return await onOwnThread { blockingRunOTPD(binary: binary, arguments, environment: environment) }
 }
 
 func blockingRunOTPD(binary: URL, _ arguments: [String], environment: [String: String]) -> ProcessResult {
@@ -51,25 +47,23 @@ func writeTemporaryConfig(_ text: String) throws -> String {
 }
 
 /// One HTTP/1.1 GET over a fresh TCP connection; nil when the connection fails. The blocking
-/// socket calls run on a Dispatch thread: blocking Swift's cooperative pool (two threads here)
-/// would stall every other test running in parallel.
+/// socket calls run on a thread of their own, started at once: blocking Swift's cooperative
+/// pool (two threads here) would stall every other test, and Dispatch's pool may start a
+/// request late — after the SIGTERM it was meant to precede.
 func httpGet(port: Int, path: String) async -> (status: Int, body: String)? {
+    await onOwnThread { blockingHTTPGet(port: port, path: path) }
+}
+
+/// Runs blocking `work` on a new thread and awaits its result.
+func onOwnThread<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
     await withCheckedContinuation { continuation in
-        DispatchQueue.global().async { continuation.resume(returning: blockingHTTPGet(port: port, path: path)) }
+        Thread { continuation.resume(returning: work()) }.start()
     }
 }
 
 func blockingHTTPGet(port: Int, path: String) -> (status: Int, body: String)? {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard let fd = connectLoopback(port: port) else { return nil }
     defer { close(fd) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_port = UInt16(port).bigEndian
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    let connected = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-    }
-    guard connected == 0 else { return nil }
     let request = "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
     _ = request.withCString { send(fd, $0, strlen($0), 0) }
     var data = [UInt8]()

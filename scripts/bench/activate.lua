@@ -6,11 +6,6 @@ dofile(os.getenv("BENCH_DIR") .. "/common.lua")
 local mode = os.getenv("BENCH_MODE")
 local nthreads = tonumber(os.getenv("BENCH_THREADS"))
 
-function setup(thread)
-  table.insert(threads, thread)
-  thread:set("id", #threads - 1)
-end
-
 function init(args)
   pool = {}
   local n = 0

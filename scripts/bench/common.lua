@@ -2,8 +2,10 @@
 -- RESULT <requests> <requests/s> <p50 ms> <p99 ms> <5xx> <socket errors>
 threads = {}
 
+-- Each thread gets its index as the global `id` (0, 1, …) before its init() runs.
 function setup(thread)
   table.insert(threads, thread)
+  thread:set("id", #threads - 1)
 end
 
 server_errors = 0

@@ -4,11 +4,6 @@ dofile(os.getenv("BENCH_DIR") .. "/common.lua")
 local total = tonumber(os.getenv("BENCH_COUNT"))
 local nthreads = tonumber(os.getenv("BENCH_THREADS"))
 
-function setup(thread)
-  table.insert(threads, thread)
-  thread:set("id", #threads - 1)
-end
-
 function init(args)
   next_index = id
 end

@@ -2,11 +2,6 @@
 -- answer's new token goes back into the thread's queue, so no token is presented twice.
 dofile(os.getenv("BENCH_DIR") .. "/common.lua")
 
-function setup(thread)
-  table.insert(threads, thread)
-  thread:set("id", #threads - 1)
-end
-
 function init(args)
   queue = {}
   head, tail = 1, 0

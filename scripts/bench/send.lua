@@ -6,11 +6,6 @@ local path = os.getenv("BENCH_PATH")
 local total = tonumber(os.getenv("BENCH_COUNT"))
 local nthreads = tonumber(os.getenv("BENCH_THREADS"))
 
-function setup(thread)
-  table.insert(threads, thread)
-  thread:set("id", #threads - 1)
-end
-
 function init(args)
   next_index = id
   answered = 0
