@@ -44,40 +44,43 @@ public struct ConfigurationError: Error, CustomStringConvertible, Sendable {
     /// Turns a decoding failure into a message naming the key, such as
     /// `apps[0].otp.length: expected an integer`.
     public init(_ error: DecodingError) {
-        func path(_ codingPath: [any CodingKey]) -> String {
-            var text = ""
-            for key in codingPath {
-                if let index = key.intValue { text += "[\(index)]" } else {
-                    text += text.isEmpty ? key.stringValue : ".\(key.stringValue)"
-                }
-            }
-            return text
-        }
         switch error {
         case .keyNotFound(let key, let context):
-            self.init(key: path(context.codingPath + [key]), "is required")
+            self.init(key: DecodingPath.describe(context.codingPath + [key]), "is required")
         case .typeMismatch(let type, let context):
-            self.init(key: path(context.codingPath), "expected \(Self.describe(type))")
+            self.init(key: DecodingPath.describe(context.codingPath), "expected \(DecodingPath.describe(type))")
         case .valueNotFound(let type, let context):
-            self.init(key: path(context.codingPath), "expected \(Self.describe(type)), found nothing")
+            self.init(key: DecodingPath.describe(context.codingPath), "expected \(DecodingPath.describe(type)), found nothing")
         case .dataCorrupted(let context):
-            self.init(key: path(context.codingPath), context.debugDescription)
+            self.init(key: DecodingPath.describe(context.codingPath), context.debugDescription)
         @unknown default:
             self.init(key: "", "\(error)")
         }
     }
+}
 
-    private static func describe(_ type: Any.Type) -> String {
+/// How decoding errors name where they happened and what was expected — one wording for the
+/// configuration file and for request bodies.
+public enum DecodingPath {
+    /// `apps[0].otp.length`
+    public static func describe(_ codingPath: [any CodingKey]) -> String {
+        var text = ""
+        for key in codingPath {
+            if let index = key.intValue { text += "[\(index)]" } else {
+                text += text.isEmpty ? key.stringValue : ".\(key.stringValue)"
+            }
+        }
+        return text
+    }
+
+    /// "a string", "an integer", …
+    public static func describe(_ type: Any.Type) -> String {
         switch type {
         case is Int.Type, is Int64.Type, is UInt16.Type: return "an integer"
         case is String.Type: return "a string"
         case is Bool.Type: return "true or false"
         case is Double.Type: return "a number"
-        default:
-            let name = "\(type)"
-            if name.hasPrefix("Array") { return "a list" }
-            if name.hasPrefix("Dictionary") { return "a mapping" }
-            return "a mapping"
+        default: return "\(type)".hasPrefix("Array") ? "a list" : "an object"
         }
     }
 }

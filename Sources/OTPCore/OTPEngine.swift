@@ -63,8 +63,6 @@ public final class OTPEngine: Sendable {
         case register
         /// v1 login: the user must exist (or, with conceal_unknown_users, a decoy is made).
         case login
-        /// Create the user when absent if registration is open, else like login.
-        case signup
     }
 
     public struct SendRequest: Sendable {
@@ -104,15 +102,13 @@ public final class OTPEngine: Sendable {
         let app = try app(appID)
         guard let identifier = Identifier(request.identifier) else { throw OTPError.invalidIdentifier }
         let channel = try resolveChannel(request.channel, identifier: identifier, app: app)
-        var scriptMode: String
+        let scriptMode: String
         switch mode {
         case .register:
             guard app.config.registration == .open else { throw OTPError.registrationClosed }
             scriptMode = "register"
         case .login:
             scriptMode = app.config.concealUnknownUsers ? "login_conceal" : "login"
-        case .signup:
-            scriptMode = app.config.registration == .open ? "signup" : "login"
         }
         let userID = userID(app: app.id, identifier: identifier)
 
@@ -146,7 +142,7 @@ public final class OTPEngine: Sendable {
                         RedisArgument(scriptMode), RedisArgument(otpSuffix),
                         RedisArgument(bytes: codeHash(app: app.id, otpID: otpID, code: code)),
                         RedisArgument(channel.rawValue), RedisArgument(app.config.otp.ttlSeconds * 1000),
-                        "", RedisArgument(app.config.otp.resendCooldownSeconds * 1000),
+                        RedisArgument(app.config.otp.resendCooldownSeconds * 1000),
                         RedisArgument(app.config.limits.sendsPerIdentifierPerHour), idempotencyKey == nil ? "0" : "1",
                         RedisArgument(userID), RedisArgument(identifier.field), RedisArgument(identifier.value),
                         RedisArgument(request.firstName ?? ""), RedisArgument(request.lastName ?? ""),

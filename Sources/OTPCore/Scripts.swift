@@ -67,15 +67,15 @@ public enum Scripts {
     /// Creates (or replaces) the OTP of one identifier and purpose, after its quotas.
     ///
     /// KEYS: 1 user, 2 otp, 3 quota, 4 idempotency record (any key of the tag when unused)
-    /// ARGV: 1 mode (register | login | login_conceal | signup), 2 otp id (the part after the
-    ///       user id), 3 code hash, 4 channel, 5 ttl ms, 6 (unused), 7 cooldown ms, 8 sends per hour,
-    ///       9 idempotent (1/0), 10 user id, 11 identifier field (email/phone), 12 identifier,
-    ///       13 first name, 14 last name, 15 unverified user ttl s
+    /// ARGV: 1 mode (register | login | login_conceal), 2 otp id (the part after the user id),
+    ///       3 code hash, 4 channel, 5 ttl ms, 6 cooldown ms, 7 sends per hour, 8 idempotent (1/0),
+    ///       9 user id, 10 identifier field (email/phone), 11 identifier, 12 first name,
+    ///       13 last name, 14 unverified user ttl s
     /// Returns {'ok'|'decoy', otp id, created 1/0, telegram chat id or ''}, {'idem', otp id,
     ///         created}, or {'exists'} {'no_user'} {'blocked'} {'tg_unlinked'} {'cooldown', s} {'rate', s}
     public static let send = RedisScript(
         prelude + """
-            if ARGV[9] == '1' then
+            if ARGV[8] == '1' then
               local prev = redis.call('GET', KEYS[4])
               if prev then
                 local sep = string.find(prev, ':', 1, true)
@@ -102,24 +102,24 @@ public enum Scripts {
             local q = load_quota(qkey)
             local n = tonumber(q.n or '0')
             if now < n then return {'cooldown', math.max(1, math.ceil((n - now) / 1000))} end
-            local limit = tonumber(ARGV[8])
+            local limit = tonumber(ARGV[7])
             local sc, sp, estimate, elapsed = window(q, now, 'sc', 'sp')
             if estimate + 1 > limit then return {'rate', retry_after(sc, sp, limit, elapsed)} end
             local fc, fp = window(q, now, 'fc', 'fp')
-            save_quota(qkey, KEYS[3], now, sc + 1, sp, fc, fp, now + tonumber(ARGV[7]))
+            save_quota(qkey, KEYS[3], now, sc + 1, sp, fc, fp, now + tonumber(ARGV[6]))
             local created = 0
             if not status and not decoy then
-              redis.call('HSET', KEYS[1], 'id', ARGV[10], ARGV[11], ARGV[12], 'first_name', ARGV[13],
-                'last_name', ARGV[14], 'status', 'unverified', 'created_at', math.floor(now / 1000))
-              redis.call('EXPIRE', KEYS[1], tonumber(ARGV[15]))
+              redis.call('HSET', KEYS[1], 'id', ARGV[9], ARGV[10], ARGV[11], 'first_name', ARGV[12],
+                'last_name', ARGV[13], 'status', 'unverified', 'created_at', math.floor(now / 1000))
+              redis.call('EXPIRE', KEYS[1], tonumber(ARGV[14]))
               created = 1
             end
             redis.call('DEL', KEYS[2])
             redis.call('HSET', KEYS[2], 'i', ARGV[2], 'h', ARGV[3], 'a', 0)
             redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[5]))
-            if ARGV[9] == '1' then redis.call('SET', KEYS[4], created .. ':' .. ARGV[10] .. '.' .. ARGV[2], 'EX', 86400) end
-            if decoy then return {'decoy', ARGV[10] .. '.' .. ARGV[2], 0, ''} end
-            return {'ok', ARGV[10] .. '.' .. ARGV[2], created, chat}
+            if ARGV[8] == '1' then redis.call('SET', KEYS[4], created .. ':' .. ARGV[9] .. '.' .. ARGV[2], 'EX', 86400) end
+            if decoy then return {'decoy', ARGV[9] .. '.' .. ARGV[2], 0, ''} end
+            return {'ok', ARGV[9] .. '.' .. ARGV[2], created, chat}
             """)
 
     /// Undoes a send whose delivery failed: the OTP is deleted (if it is still that one), the
@@ -159,7 +159,9 @@ public enum Scripts {
             local attempts, max = tonumber(otp[3]), tonumber(ARGV[7])
             if attempts >= max then return {'exhausted'} end
             local now = now_ms()
-            local qkey = quota_key(KEYS[3], KEYS[2])
+            local status = redis.call('HGET', KEYS[3], 'status')
+            local qkey = KEYS[2]
+            if status then qkey = KEYS[3] end
             local q = load_quota(qkey)
             local limit = tonumber(ARGV[3])
             local fc, fp, estimate, elapsed = window(q, now, 'fc', 'fp')
@@ -172,7 +174,6 @@ public enum Scripts {
               return {'invalid', max - attempts}
             end
             redis.call('DEL', KEYS[1])
-            local status = redis.call('HGET', KEYS[3], 'status')
             if not status then return {'not_found'} end
             if status == 'blocked' then return {'blocked'} end
             if status == 'unverified' then

@@ -1,5 +1,6 @@
 import Foundation
 public import Hummingbird
+import OTPCore
 
 extension Request {
     /// Decodes the JSON body, answering 400 with a message that names the field at fault.
@@ -17,16 +18,6 @@ extension Request {
         }
     }
 
-    private static func path(_ codingPath: [any CodingKey]) -> String {
-        var text = ""
-        for key in codingPath {
-            if let index = key.intValue { text += "[\(index)]" } else {
-                text += text.isEmpty ? key.stringValue : ".\(key.stringValue)"
-            }
-        }
-        return text
-    }
-
     private static func code(_ error: DecodingError) -> String {
         if case .dataCorrupted(let context) = error, context.codingPath.isEmpty { return "invalid_json" }
         return "invalid_field"
@@ -35,26 +26,17 @@ extension Request {
     static func describe(_ error: DecodingError) -> String {
         switch error {
         case .keyNotFound(let key, let context):
-            return "missing required field '\(path(context.codingPath + [key]))'"
+            return "missing required field '\(DecodingPath.describe(context.codingPath + [key]))'"
         case .valueNotFound(let type, let context):
-            return "field '\(path(context.codingPath))' must be \(describe(type)), not null"
+            return "field '\(DecodingPath.describe(context.codingPath))' must be \(DecodingPath.describe(type)), not null"
         case .typeMismatch(let type, let context):
             if context.codingPath.isEmpty { return "the request body must be a JSON object" }
-            return "field '\(path(context.codingPath))' must be \(describe(type))"
+            return "field '\(DecodingPath.describe(context.codingPath))' must be \(DecodingPath.describe(type))"
         case .dataCorrupted(let context):
             if context.codingPath.isEmpty { return "the request body is not valid JSON" }
-            return "field '\(path(context.codingPath))' is invalid: \(context.debugDescription)"
+            return "field '\(DecodingPath.describe(context.codingPath))' is invalid: \(context.debugDescription)"
         @unknown default:
             return "the request body is not valid"
-        }
-    }
-
-    private static func describe(_ type: Any.Type) -> String {
-        switch type {
-        case is String.Type: return "a string"
-        case is Int.Type: return "an integer"
-        case is Bool.Type: return "true or false"
-        default: return "an object"
         }
     }
 }

@@ -82,11 +82,8 @@ struct DeliveryFlowTests {
                 let otpID = try #require(try await http.post("/v1/apps/d/register/otp", ["identifier": phone]).json["otp_id"] as? String)
                 let code = try #require(harness.capture.lastCode(to: phone))
                 // Start sends that hang on the email gateway for 3 s.
-                async let hanging = withThrowingTaskGroup(of: Int.self) { group in
-                    for i in 0..<8 {
-                        group.addTask { try await http.post("/v1/apps/d/register/otp", ["identifier": "hang\(i)@example.com"]).status }
-                    }
-                    return try await group.reduce(into: [Int]()) { $0.append($1) }
+                async let hanging = concurrently(8) { i in
+                    try await http.post("/v1/apps/d/register/otp", ["identifier": "hang\(i)@example.com"]).status
                 }
                 try await Task.sleep(for: .milliseconds(300))
                 let start = ContinuousClock.now

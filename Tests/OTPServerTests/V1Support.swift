@@ -151,3 +151,11 @@ extension V1Harness {
         return try #require(activate.json["auth_result"] as? [String: Any])
     }
 }
+
+/// Runs `request` `count` times at once and collects the statuses.
+func concurrently(_ count: Int, _ request: @escaping @Sendable (Int) async throws -> Int) async throws -> [Int] {
+    try await withThrowingTaskGroup(of: Int.self) { group in
+        for i in 0..<count { group.addTask { try await request(i) } }
+        return try await group.reduce(into: [Int]()) { $0.append($1) }
+    }
+}

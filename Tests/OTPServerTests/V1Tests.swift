@@ -341,11 +341,8 @@ struct V1Tests {
             let email = Self.email()
             let otpID = try #require(try await http.post("/v1/apps/t/register/otp", ["identifier": email]).json["otp_id"] as? String)
             let code = try #require(harness.capture.lastCode(to: email))
-            let statuses = try await withThrowingTaskGroup(of: Int.self) { group in
-                for _ in 0..<100 {
-                    group.addTask { try await http.post("/v1/apps/t/otp/activate", ["otp_id": otpID, "otp": code]).status }
-                }
-                return try await group.reduce(into: [Int]()) { $0.append($1) }
+            let statuses = try await concurrently(100) { _ in
+                try await http.post("/v1/apps/t/otp/activate", ["otp_id": otpID, "otp": code]).status
             }
             #expect(statuses.filter { $0 == 200 }.count == 1)
             #expect(statuses.filter { $0 == 404 }.count == 99)
@@ -358,12 +355,9 @@ struct V1Tests {
             let email = Self.email()
             let otpID = try #require(try await http.post("/v1/apps/t/register/otp", ["identifier": email]).json["otp_id"] as? String)
             let code = try #require(harness.capture.lastCode(to: email))
-            let statuses = try await withThrowingTaskGroup(of: Int.self) { group in
-                for i in 0..<50 {
-                    let wrong = String(format: "%06d", (Int(code)! + 1 + i) % 1_000_000)
-                    group.addTask { try await http.post("/v1/apps/t/otp/activate", ["otp_id": otpID, "otp": wrong]).status }
-                }
-                return try await group.reduce(into: [Int]()) { $0.append($1) }
+            let statuses = try await concurrently(50) { i in
+                let wrong = String(format: "%06d", (Int(code)! + 1 + i) % 1_000_000)
+                return try await http.post("/v1/apps/t/otp/activate", ["otp_id": otpID, "otp": wrong]).status
             }
             #expect(statuses.filter { $0 == 401 }.count == 5)  // max_attempts
             #expect(statuses.filter { $0 == 429 }.count == 45)
@@ -376,11 +370,8 @@ struct V1Tests {
         let harness = try V1Harness()
         try await harness.run { http in
             let email = Self.email()
-            let statuses = try await withThrowingTaskGroup(of: Int.self) { group in
-                for _ in 0..<30 {
-                    group.addTask { try await http.post("/v1/apps/hourly/register/otp", ["identifier": email]).status }
-                }
-                return try await group.reduce(into: [Int]()) { $0.append($1) }
+            let statuses = try await concurrently(30) { _ in
+                try await http.post("/v1/apps/hourly/register/otp", ["identifier": email]).status
             }
             #expect(statuses.filter { $0 == 201 }.count == 5)
             #expect(statuses.filter { $0 == 429 }.count == 25)
