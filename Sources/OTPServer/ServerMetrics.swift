@@ -1,4 +1,5 @@
 public import Prometheus
+import Synchronization
 
 /// The Prometheus registry behind `/metrics`, and the series the HTTP layer records.
 ///
@@ -18,67 +19,71 @@ public final class ServerMetrics: Sendable {
     }
 
     func recordRequest(route: String, method: String, status: Int, duration: Duration) {
-        registry.makeCounter(
-            descriptor: .init(
-                namespace: "otpd", subsystem: "http", metricName: "requests", unitName: "total",
-                helpText: "HTTP requests by route, method and status"),
-            labels: [("route", route), ("method", method), ("status", String(status))]
-        ).increment()
-        registry.makeDurationHistogram(
-            descriptor: .init(
-                namespace: "otpd", subsystem: "http", metricName: "request_duration", unitName: "seconds",
-                helpText: "HTTP request latency by route and method"),
-            labels: [("route", route), ("method", method)],
-            buckets: Self.latencyBuckets
-        ).recordNanoseconds(duration.nanoseconds)
+        counter("http", "requests", "HTTP requests by route, method and status",
+                [("route", route), ("method", method), ("status", String(status))]).increment()
+        histogram("http", "request_duration", "HTTP request latency by route and method",
+                  [("route", route), ("method", method)]).recordNanoseconds(duration.nanoseconds)
     }
 
     /// A code handed to a gateway that accepted it.
     func recordSend(app: String, channel: String) {
-        registry.makeCounter(
-            descriptor: .init(
-                namespace: "otpd", subsystem: "otp", metricName: "sent", unitName: "total",
-                helpText: "Codes delivered, by app and channel"),
-            labels: [("app", app), ("channel", channel)]
-        ).increment()
+        counter("otp", "sent", "Codes delivered, by app and channel", [("app", app), ("channel", channel)]).increment()
     }
 
     /// One message handed to a gateway: its outcome (`delivered`, `failed`) and how long it took,
     /// retries included.
     @Sendable func recordDelivery(channel: String, provider: String, delivered: Bool, duration: Duration) {
-        registry.makeCounter(
-            descriptor: .init(
-                namespace: "otpd", subsystem: "delivery", metricName: "messages", unitName: "total",
-                helpText: "Messages handed to gateways, by channel, provider and outcome"),
-            labels: [("channel", channel), ("provider", provider), ("outcome", delivered ? "delivered" : "failed")]
-        ).increment()
-        registry.makeDurationHistogram(
-            descriptor: .init(
-                namespace: "otpd", subsystem: "delivery", metricName: "duration", unitName: "seconds",
-                helpText: "Gateway latency (all attempts of one message), by provider"),
-            labels: [("provider", provider)],
-            buckets: Self.latencyBuckets
-        ).recordNanoseconds(duration.nanoseconds)
+        counter("delivery", "messages", "Messages handed to gateways, by channel, provider and outcome",
+                [("channel", channel), ("provider", provider), ("outcome", delivered ? "delivered" : "failed")]).increment()
+        histogram("delivery", "duration", "Gateway latency (all attempts of one message), by provider",
+                  [("provider", provider)]).recordNanoseconds(duration.nanoseconds)
     }
 
     /// A code checked: success, invalid, not_found, too_many_attempts or refused.
     func recordVerification(app: String, outcome: String) {
-        registry.makeCounter(
-            descriptor: .init(
-                namespace: "otpd", subsystem: "otp", metricName: "verifications", unitName: "total",
-                helpText: "Code verifications, by app and outcome"),
-            labels: [("app", app), ("outcome", outcome)]
-        ).increment()
+        counter("otp", "verifications", "Code verifications, by app and outcome", [("app", app), ("outcome", outcome)])
+            .increment()
     }
 
     /// A Redis command that could not be answered (connection, timeout) or failed on the server.
     func recordRedisError(kind: String) {
-        registry.makeCounter(
-            descriptor: .init(
-                namespace: "otpd", subsystem: "redis", metricName: "errors", unitName: "total",
-                helpText: "Redis commands that failed, by kind (unavailable, timeout, server, ...)"),
-            labels: [("kind", kind)]
-        ).increment()
+        counter("redis", "errors", "Redis commands that failed, by kind (unavailable, timeout, server, ...)", [("kind", kind)])
+            .increment()
+    }
+
+    // The registry looks a series up by descriptor and labels under its lock; every request
+    // records two series, so each is looked up there once and then kept here.
+    private let counters = Mutex<[String: Counter]>([:])
+    private let histograms = Mutex<[String: DurationHistogram]>([:])
+
+    /// `otpd_<subsystem>_<name>_total{labels}`
+    private func counter(_ subsystem: String, _ name: String, _ help: String, _ labels: [(String, String)]) -> Counter {
+        let key = Self.key(subsystem, name, labels)
+        if let counter = counters.withLock({ $0[key] }) { return counter }
+        let counter = registry.makeCounter(
+            descriptor: .init(namespace: "otpd", subsystem: subsystem, metricName: name, unitName: "total", helpText: help),
+            labels: labels)
+        counters.withLock { $0[key] = counter }
+        return counter
+    }
+
+    /// `otpd_<subsystem>_<name>_seconds{labels}`
+    private func histogram(
+        _ subsystem: String, _ name: String, _ help: String, _ labels: [(String, String)]
+    ) -> DurationHistogram {
+        let key = Self.key(subsystem, name, labels)
+        if let histogram = histograms.withLock({ $0[key] }) { return histogram }
+        let histogram = registry.makeDurationHistogram(
+            descriptor: .init(namespace: "otpd", subsystem: subsystem, metricName: name, unitName: "seconds", helpText: help),
+            labels: labels, buckets: Self.latencyBuckets)
+        histograms.withLock { $0[key] = histogram }
+        return histogram
+    }
+
+    private static func key(_ subsystem: String, _ name: String, _ labels: [(String, String)]) -> String {
+        var key = subsystem + "\u{1}" + name
+        for (_, value) in labels { key += "\u{1}" + value }
+        return key
     }
 }
 

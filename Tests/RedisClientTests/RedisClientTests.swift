@@ -102,10 +102,12 @@ struct RedisClientTests {
     }
 
     @Test func commandTimeoutFailsFastAndTheClientRecovers() async throws {
-        let redis = try client(timeoutMilliseconds: 150, poolSize: 1)
+        // 400 ms: short against BLPOP's 2 s, long enough that the reconnect and PING after it
+        // fit while the rest of the suite loads both cores.
+        let redis = try client(timeoutMilliseconds: 400, poolSize: 1)
         defer { redis.shutdown() }
         let key = TestRedis.uniquePrefix("blocked")
-        // BLPOP blocks only this connection, for 2 s: the 150 ms timeout must fire first.
+        // BLPOP blocks only this connection, for 2 s: the 400 ms timeout must fire first.
         let start = ContinuousClock.now
         do {
             _ = try await redis.send("BLPOP", RedisArgument(key), "2")
@@ -114,7 +116,7 @@ struct RedisClientTests {
             #expect(error.code == .timeout)
         }
         let elapsed = ContinuousClock.now - start
-        #expect(elapsed >= .milliseconds(140) && elapsed < .milliseconds(1000))
+        #expect(elapsed >= .milliseconds(390) && elapsed < .milliseconds(1500))
         // The timed-out connection was closed; the next command gets a fresh one.
         #expect(try await redis.send("PING") == .simpleString("PONG"))
     }
