@@ -65,8 +65,9 @@ public enum Identifier: Sendable, Hashable, CustomStringConvertible {
     public var description: String { value }
 }
 
-extension String {
-    func trimmingASCIIWhitespace() -> String {
+extension StringProtocol {
+    /// Without leading and trailing spaces, tabs, CR and LF.
+    public func trimmingASCIIWhitespace() -> String {
         let isSpace: (Character) -> Bool = { $0 == " " || $0 == "\t" || $0 == "\n" || $0 == "\r" }
         guard let start = firstIndex(where: { !isSpace($0) }), let end = lastIndex(where: { !isSpace($0) }) else { return "" }
         return String(self[start...end])

@@ -1,6 +1,5 @@
 public import Hummingbird
 import NIOCore
-import OTPCrypto
 
 /// An error the client sees, in the v1 shape: `{"code": "snake_case", "error": "message", …}`.
 ///
@@ -45,57 +44,4 @@ public struct APIError: HTTPResponseError, Sendable {
     public static let serviceUnavailable = APIError(
         .serviceUnavailable, code: "service_unavailable", "a dependency (Redis) is unavailable; try again shortly",
         headers: [.retryAfter: "1"])
-}
-
-/// Writes one flat JSON object. Enough for error bodies, without an encoder on the error path.
-struct JSONWriter {
-    private var bytes: [UInt8] = [UInt8(ascii: "{")]
-
-    mutating func field(_ name: String, _ value: String) {
-        key(name)
-        JSONText.appendString(value, to: &bytes)
-    }
-
-    mutating func field(_ name: String, _ value: Int) {
-        key(name)
-        bytes.append(contentsOf: String(value).utf8)
-    }
-
-    mutating func field(_ name: String, _ value: Bool) {
-        key(name)
-        bytes.append(contentsOf: (value ? "true" : "false").utf8)
-    }
-
-    mutating func field(_ name: String, _ value: String?) {
-        if let value { field(name, value) } else { key(name); bytes.append(contentsOf: "null".utf8) }
-    }
-
-    mutating func field(_ name: String, _ value: Int?) {
-        if let value { field(name, value) } else { key(name); bytes.append(contentsOf: "null".utf8) }
-    }
-
-    /// A nested object.
-    mutating func field(_ name: String, _ object: JSONWriter) {
-        key(name)
-        var inner = object
-        bytes.append(contentsOf: inner.finish())
-    }
-
-    /// The finished object as a JSON response.
-    mutating func response(status: HTTPResponse.Status = .ok) -> Response {
-        Response(
-            status: status, headers: [.contentType: "application/json; charset=utf-8"],
-            body: .init(byteBuffer: ByteBuffer(bytes: finish())))
-    }
-
-    private mutating func key(_ name: String) {
-        if bytes.count > 1 { bytes.append(UInt8(ascii: ",")) }
-        JSONText.appendString(name, to: &bytes)
-        bytes.append(UInt8(ascii: ":"))
-    }
-
-    mutating func finish() -> [UInt8] {
-        bytes.append(UInt8(ascii: "}"))
-        return bytes
-    }
 }

@@ -17,7 +17,7 @@ public struct ClientAddress: Sendable {
         guard isTrusted(peer) else { return peer }
         let entries = request.headers[values: Self.forwardedFor]
             .flatMap { $0.split(separator: ",") }
-            .map { String($0.drop(while: { $0 == " " || $0 == "\t" }).reversed().drop(while: { $0 == " " || $0 == "\t" }).reversed()) }
+            .map { $0.trimmingASCIIWhitespace() }
         // Walk from the right: each trusted hop vouches for the one before it.
         for entry in entries.reversed() {
             guard NetworkRange.parse(entry) != nil else { return peer }

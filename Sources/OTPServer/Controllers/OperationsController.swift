@@ -11,12 +11,16 @@ struct OperationsController {
 
     func addRoutes(to router: Router<OTPRequestContext>) {
         router.get("/healthz") { _, _ in
-            Self.json(#"{"status":"ok"}"#)
+            var json = JSONWriter()
+            json.field("status", "ok")
+            return json.response()
         }
         router.get("/readyz") { _, _ in
             // A failed PING propagates as RedisError and ErrorMiddleware answers 503.
             _ = try await redis.send("PING")
-            return Self.json(#"{"status":"ready"}"#)
+            var json = JSONWriter()
+            json.field("status", "ready")
+            return json.response()
         }
         router.get("/metrics") { _, _ in
             Response(
@@ -28,12 +32,6 @@ struct OperationsController {
                 status: .ok, headers: [.contentType: "application/yaml; charset=utf-8"],
                 body: .init(byteBuffer: ByteBuffer(bytes: OpenAPIDocument.bytes)))
         }
-    }
-
-    static func json(_ text: String, status: HTTPResponse.Status = .ok) -> Response {
-        Response(
-            status: status, headers: [.contentType: "application/json; charset=utf-8"],
-            body: .init(byteBuffer: ByteBuffer(string: text)))
     }
 }
 
