@@ -136,6 +136,11 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "OTPCoreTests",
+            dependencies: ["OTPCore", "OTPTestSupport", "RedisClient"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "OTPServerTests",
             dependencies: [
                 "OTPServer",

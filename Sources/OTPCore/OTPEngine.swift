@@ -5,31 +5,37 @@ public import RedisClient
 
 /// The engine every API surface shares: sends codes, checks them, issues and rotates tokens.
 ///
-/// It knows nothing of HTTP. Each state change is one Lua script (`Scripts`), so any number of
-/// replicas can race on one user and still see exactly-once semantics. Errors are `OTPError`
-/// (a refusal) or `RedisError` (Redis could not be asked).
+/// It knows nothing of HTTP and nothing of Redis: the business rules live here, the data model
+/// and its atomic steps in `OTPStore`. Every error it throws is an `OTPError`.
 public final class OTPEngine: Sendable {
     public let apps: [String: AppPolicy]
-    let redis: RedisClient
-    let keys: KeySpace
+    let store: OTPStore
     let pepper: [UInt8]
     let providers: [Configuration.Channel: any DeliveryProvider]
     let logger: Logger
     /// Told of every message handed to a gateway (for metrics): channel, provider, delivered, duration.
     let onDelivery: @Sendable (String, String, Bool, Duration) -> Void
 
-    public init(
+    public convenience init(
         configuration: Configuration, redis: RedisClient,
         providers: [Configuration.Channel: any DeliveryProvider], logger: Logger,
         onDelivery: @escaping @Sendable (String, String, Bool, Duration) -> Void = { _, _, _, _ in }
     ) {
-        self.onDelivery = onDelivery
+        self.init(
+            configuration: configuration, store: OTPStore(redis: redis, keyPrefix: configuration.redis.keyPrefix),
+            providers: providers, logger: logger, onDelivery: onDelivery)
+    }
+
+    init(
+        configuration: Configuration, store: OTPStore, providers: [Configuration.Channel: any DeliveryProvider],
+        logger: Logger, onDelivery: @escaping @Sendable (String, String, Bool, Duration) -> Void
+    ) {
         self.apps = Dictionary(configuration.apps.map { ($0.id, AppPolicy($0)) }, uniquingKeysWith: { a, _ in a })
-        self.redis = redis
-        self.keys = KeySpace(prefix: configuration.redis.keyPrefix)
+        self.store = store
         self.pepper = Array(configuration.security.pepper.utf8)
         self.providers = providers
         self.logger = logger
+        self.onDelivery = onDelivery
     }
 
     public func app(_ id: String) throws(OTPError) -> AppPolicy {
@@ -38,8 +44,13 @@ public final class OTPEngine: Sendable {
     }
 
     /// Loads every script into Redis ahead of the first request.
-    public func loadScripts() async throws(RedisError) {
-        try await redis.load(Scripts.all)
+    public func loadScripts() async throws(OTPError) {
+        try await store.loadScripts()
+    }
+
+    /// Throws `storageFailed` unless Redis answers within its timeout (for `/readyz`).
+    public func checkStorage() async throws(OTPError) {
+        try await store.ping()
     }
 
     // MARK: identity
@@ -58,7 +69,7 @@ public final class OTPEngine: Sendable {
 
     // MARK: send
 
-    public enum SendMode: String, Sendable {
+    public enum SendMode: Sendable {
         /// v1 register: creates the user (unverified until activation); 409 for an active user.
         case register
         /// v1 login: the user must exist (or, with conceal_unknown_users, a decoy is made).
@@ -73,11 +84,10 @@ public final class OTPEngine: Sendable {
         public var lastName: String?
         public var clientIP: String?
         public var idempotencyKey: String?
-        public var purpose: Purpose
 
         public init(
             identifier: String, channel: String? = nil, language: String? = nil, firstName: String? = nil,
-            lastName: String? = nil, clientIP: String? = nil, idempotencyKey: String? = nil, purpose: Purpose = .auth
+            lastName: String? = nil, clientIP: String? = nil, idempotencyKey: String? = nil
         ) {
             self.identifier = identifier
             self.channel = channel
@@ -86,133 +96,128 @@ public final class OTPEngine: Sendable {
             self.lastName = lastName
             self.clientIP = clientIP
             self.idempotencyKey = idempotencyKey
-            self.purpose = purpose
         }
     }
 
     public struct SendResult: Sendable, Hashable {
         public var otpID: String
-        public var userCreated: Bool
         public var channel: Configuration.Channel
         /// False when an idempotent retry or a concealed unknown user sent nothing.
         public var delivered: Bool
     }
 
-    public func send(_ request: SendRequest, appID: String, mode: SendMode) async throws -> SendResult {
+    /// Sends a new code: checks the identifier, the channel and the app's rules, creates the
+    /// OTP under its quotas, and delivers it. A send that fails to deliver leaves nothing behind.
+    public func send(_ request: SendRequest, appID: String, mode: SendMode) async throws(OTPError) -> SendResult {
         let app = try app(appID)
-        guard let identifier = Identifier(request.identifier) else { throw OTPError.invalidIdentifier }
+        guard let identifier = Identifier(request.identifier) else { throw .invalidIdentifier }
         let channel = try resolveChannel(request.channel, identifier: identifier, app: app)
-        let scriptMode: String
-        switch mode {
-        case .register:
-            guard app.config.registration == .open else { throw OTPError.registrationClosed }
-            scriptMode = "register"
-        case .login:
-            scriptMode = app.config.concealUnknownUsers ? "login_conceal" : "login"
-        }
-        let userID = userID(app: app.id, identifier: identifier)
-
-        let otpSuffix = "\(request.purpose.rawValue)\(Base64URL.encode(SecureRandom.bytes(16)))"
-        let otpID = "\(userID).\(otpSuffix)"
+        if mode == .register, app.config.registration != .open { throw .registrationClosed }
         let code = SecureRandom.code(length: app.config.otp.length, alphabet: app.alphabet)
-        let idempotencyKey = request.idempotencyKey.map { Digest.hex(Digest.sha256(Array($0.utf8)).prefix(16)) }
-        let otpKey = keys.otp(app.id, userID, purpose: request.purpose)
-        let quotaKey = keys.quota(app.id, userID)
-        let userKey = keys.user(app.id, userID)
-        let idempotencyRecord = keys.idempotency(app.id, userID, key: idempotencyKey ?? "-")
-        /// Undoes a send that created an OTP: delivery failed, or the client IP was over its quota.
-        @Sendable func undo(created: Bool) async {
-            _ = try? await redis.evalScript(
-                Scripts.cancelSend,
-                keys: [RedisArgument(otpKey), RedisArgument(quotaKey), RedisArgument(idempotencyRecord), RedisArgument(userKey)],
-                arguments: [RedisArgument(otpSuffix), created ? "1" : "0"])
-        }
+        let otp = newOTP(request, identifier: identifier, channel: channel, app: app, mode: mode, code: code)
 
-        // The client IP's quota has a hash tag of its own, so it is a script of its own. It runs
-        // alongside the send script (both leave in one write on the same connection) and is
-        // reconciled after: the rare send that loses on the IP quota is undone.
-        async let ipVerdict = takeIPQuota(app: app, ip: request.clientIP)
-        let sent: Result<RESPValue, RedisError>
+        switch try await storeGuardedByIPQuota(otp, app: app, clientIP: request.clientIP) {
+        case .created(let otpID, let userCreated, let chat):
+            try await deliver(
+                code: code, of: otp, to: chat ?? identifier.value, language: request.language, app: app,
+                userCreated: userCreated, clientIP: request.clientIP)
+            return SendResult(otpID: otpID, channel: channel, delivered: true)
+        case .decoy(let otpID), .replayed(let otpID, _):
+            return SendResult(otpID: otpID, channel: channel, delivered: false)
+        case .userExists: throw .userAlreadyExists
+        case .userNotFound: throw .userNotFound
+        case .telegramNotLinked: throw .telegramNotLinked
+        case .cooldown(let seconds): throw .resendCooldown(retryAfter: seconds)
+        case .rateLimited(let seconds): throw .tooManySends(retryAfter: seconds)
+        }
+    }
+
+    func newOTP(
+        _ request: SendRequest, identifier: Identifier, channel: Configuration.Channel, app: AppPolicy,
+        mode: SendMode, code: String
+    ) -> OTPStore.NewOTP {
+        let userID = userID(app: app.id, identifier: identifier)
+        let purpose = Purpose.auth
+        let suffix = "\(purpose.rawValue)\(Base64URL.encode(SecureRandom.bytes(16)))"
+        return OTPStore.NewOTP(
+            app: app.id, userID: userID, purpose: purpose, suffix: suffix,
+            codeHash: codeHash(app: app.id, otpID: "\(userID).\(suffix)", code: code), channel: channel,
+            mode: mode == .register ? .register : (app.config.concealUnknownUsers ? .loginConcealed : .login),
+            identifier: identifier, firstName: request.firstName ?? "", lastName: request.lastName ?? "",
+            ttlSeconds: app.config.otp.ttlSeconds, cooldownSeconds: app.config.otp.resendCooldownSeconds,
+            sendsPerHour: app.config.limits.sendsPerIdentifierPerHour,
+            idempotencyKey: request.idempotencyKey.map { Digest.hex(Digest.sha256(Array($0.utf8)).prefix(16)) })
+    }
+
+    /// Runs the send script and the client IP's quota side by side — the IP's quota has a hash
+    /// tag of its own, so it is a script of its own; both leave in one write on the same
+    /// connection — and reconciles them: the rare send that loses on the IP quota is undone,
+    /// and a refused send gives the IP's send back.
+    func storeGuardedByIPQuota(
+        _ otp: OTPStore.NewOTP, app: AppPolicy, clientIP: String?
+    ) async throws(OTPError) -> OTPStore.SendOutcome {
+        async let ipVerdict = takeIPQuota(app: app, ip: clientIP)
+        let sent: Result<OTPStore.SendOutcome, OTPError>
         do {
-            sent = .success(
-                try await redis.evalScript(
-                    Scripts.send,
-                    keys: [RedisArgument(userKey), RedisArgument(otpKey), RedisArgument(quotaKey), RedisArgument(idempotencyRecord)],
-                    arguments: [
-                        RedisArgument(scriptMode), RedisArgument(otpSuffix),
-                        RedisArgument(bytes: codeHash(app: app.id, otpID: otpID, code: code)),
-                        RedisArgument(channel.rawValue), RedisArgument(app.config.otp.ttlSeconds * 1000),
-                        RedisArgument(app.config.otp.resendCooldownSeconds * 1000),
-                        RedisArgument(app.config.limits.sendsPerIdentifierPerHour), idempotencyKey == nil ? "0" : "1",
-                        RedisArgument(userID), RedisArgument(identifier.field), RedisArgument(identifier.value),
-                        RedisArgument(request.firstName ?? ""), RedisArgument(request.lastName ?? ""),
-                        RedisArgument(max(86400, app.config.otp.ttlSeconds)),
-                    ]))
+            sent = .success(try await store.send(otp))
         } catch {
             sent = .failure(error)
         }
-        let ip = await ipVerdict
-        let reply: RESPValue
-        switch (sent, ip) {
-        case (.failure(let error), _):
-            if case .taken = ip { await giveBackIPQuota(app: app, ip: request.clientIP) }
+        switch (sent, await ipVerdict) {
+        case (.failure(let error), .success(.taken)):
+            await giveBackIPQuota(app: app, ip: clientIP)
             throw error
-        case (.success(let value), .taken), (.success(let value), .notCounted):
-            reply = value
-        case (.success(let value), .overQuota), (.success(let value), .failed):
-            let fields = value.array ?? []
-            if let status = fields.first?.string, status == "ok" || status == "decoy" {
-                await undo(created: fields.count > 2 && fields[2].int == 1)
+        case (.failure(let error), _):
+            throw error
+        case (.success(let outcome), .success(.taken)), (.success(let outcome), nil):
+            switch outcome {
+            case .created, .decoy, .replayed: break
+            default: await giveBackIPQuota(app: app, ip: clientIP)
             }
-            if case .overQuota(let retryAfter) = ip { throw OTPError.tooManySendsFromIP(retryAfter: retryAfter) }
-            if case .failed(let error) = ip { throw error }
-            reply = value
+            return outcome
+        case (.success(let outcome), .success(.overQuota(let seconds))):
+            await undo(outcome, of: otp)
+            throw .tooManySendsFromIP(retryAfter: seconds)
+        case (.success(let outcome), .failure(let error)):
+            await undo(outcome, of: otp)
+            throw error
         }
-        let fields = reply.array ?? []
-        let status = fields.first?.string ?? ""
-        let refusal: OTPError?
-        switch status {
-        case "ok", "decoy", "idem": refusal = nil
-        case "exists": refusal = .userAlreadyExists
-        case "no_user": refusal = .userNotFound
-        case "blocked": refusal = .userBlocked
-        case "tg_unlinked": refusal = .telegramNotLinked
-        case "cooldown": refusal = .resendCooldown(retryAfter: fields.count > 1 ? fields[1].int ?? 1 : 1)
-        case "rate": refusal = .tooManySends(retryAfter: fields.count > 1 ? fields[1].int ?? 1 : 1)
-        default: throw RedisError(.protocolError, "unexpected reply from the send script: \(status)")
-        }
-        if let refusal {
-            await giveBackIPQuota(app: app, ip: request.clientIP)
-            throw refusal
-        }
-        let storedID = fields.count > 1 ? fields[1].string ?? otpID : otpID
-        let created = fields.count > 2 && fields[2].int == 1
-        guard status == "ok" else {
-            return SendResult(otpID: storedID, userCreated: created, channel: channel, delivered: false)
-        }
+    }
 
-        let recipient = channel == .telegram ? (fields.count > 3 ? fields[3].string ?? "" : "") : identifier.value
-        let (subject, text) = app.message(channel: channel, language: request.language, code: code)
-        let provider = providers[channel]
+    private func undo(_ outcome: OTPStore.SendOutcome, of otp: OTPStore.NewOTP) async {
+        switch outcome {
+        case .created(_, let userCreated, _): await store.cancelSend(otp, userCreated: userCreated)
+        case .decoy: await store.cancelSend(otp, userCreated: false)
+        default: break
+        }
+    }
+
+    /// Hands the code to the channel's gateway. When that fails, the OTP, the user the send
+    /// created and the quota it took are given back, and the client sees `deliveryFailed`.
+    func deliver(
+        code: String, of otp: OTPStore.NewOTP, to recipient: String, language: String?, app: AppPolicy,
+        userCreated: Bool, clientIP: String?
+    ) async throws(OTPError) {
+        let (subject, text) = app.message(channel: otp.channel, language: language, code: code)
+        let provider = providers[otp.channel]
         let start = ContinuousClock.now
         do {
             guard let provider else {
-                throw DeliveryError(provider: "none", reason: "no gateway for channel \(channel.rawValue)")
+                throw DeliveryError(provider: "none", reason: "no gateway for channel \(otp.channel.rawValue)")
             }
             try await provider.deliver(
                 OutboundMessage(
-                    channel: OutboundMessage.Channel(rawValue: channel.rawValue)!, to: recipient, subject: subject, text: text,
-                    reference: otpID))
-            onDelivery(channel.rawValue, provider.name, true, ContinuousClock.now - start)
+                    channel: OutboundMessage.Channel(rawValue: otp.channel.rawValue)!, to: recipient, subject: subject,
+                    text: text, reference: otp.otpID))
+            onDelivery(otp.channel.rawValue, provider.name, true, ContinuousClock.now - start)
         } catch {
-            onDelivery(channel.rawValue, provider?.name ?? "none", false, ContinuousClock.now - start)
-            logger.warning("delivery failed", metadata: ["app": "\(app.id)", "channel": "\(channel.rawValue)", "error": "\(error)"])
-            // Leave no usable OTP behind, and give back the quota the send took.
-            await undo(created: created)
-            await giveBackIPQuota(app: app, ip: request.clientIP)
-            throw OTPError.deliveryFailed
+            onDelivery(otp.channel.rawValue, provider?.name ?? "none", false, ContinuousClock.now - start)
+            logger.warning(
+                "delivery failed", metadata: ["app": "\(app.id)", "channel": "\(otp.channel.rawValue)", "error": "\(error)"])
+            await store.cancelSend(otp, userCreated: userCreated)
+            await giveBackIPQuota(app: app, ip: clientIP)
+            throw .deliveryFailed
         }
-        return SendResult(otpID: otpID, userCreated: created, channel: channel, delivered: true)
     }
 
     func resolveChannel(_ requested: String?, identifier: Identifier, app: AppPolicy) throws(OTPError) -> Configuration.Channel {
@@ -234,30 +239,19 @@ public final class OTPEngine: Sendable {
         return channel
     }
 
-    enum IPVerdict: Sendable {
-        case notCounted, taken, overQuota(retryAfter: Int), failed(RedisError)
-    }
-
-    /// Takes one send from the client IP's hourly quota. Never throws: the caller reconciles.
-    func takeIPQuota(app: AppPolicy, ip: String?) async -> IPVerdict {
-        guard let ip else { return .notCounted }
+    /// Takes one send from the client IP's hourly quota; nil when the client IP is unknown.
+    /// Never throws: the caller reconciles it with the send.
+    func takeIPQuota(app: AppPolicy, ip: String?) async -> Result<OTPStore.IPQuotaOutcome, OTPError>? {
+        guard let ip else { return nil }
         do {
-            let reply = try await redis.evalScript(
-                Scripts.ipQuota, keys: [RedisArgument(keys.ipQuota(app.id, ip: ip))],
-                arguments: [RedisArgument(app.config.limits.sendsPerIPPerHour), "1"])
-            if let fields = reply.array, fields.first?.string == "rate" {
-                return .overQuota(retryAfter: fields.count > 1 ? fields[1].int ?? 1 : 1)
-            }
-            return .taken
+            return .success(try await store.takeIPQuota(app: app.id, ip: ip, limit: app.config.limits.sendsPerIPPerHour))
         } catch {
-            return .failed(error)
+            return .failure(error)
         }
     }
 
     func giveBackIPQuota(app: AppPolicy, ip: String?) async {
         guard let ip else { return }
-        _ = try? await redis.evalScript(
-            Scripts.ipQuota, keys: [RedisArgument(keys.ipQuota(app.id, ip: ip))],
-            arguments: [RedisArgument(app.config.limits.sendsPerIPPerHour), "-1"])
+        await store.giveBackIPQuota(app: app.id, ip: ip, limit: app.config.limits.sendsPerIPPerHour)
     }
 }

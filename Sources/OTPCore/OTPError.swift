@@ -1,5 +1,6 @@
-/// Every way an OTP operation can be refused, in domain terms. The HTTP layer maps each to
-/// a status and code in one place; Redis failures are not here (they surface as `RedisError`).
+/// Every way an OTP operation can be refused or fail, in domain terms. The HTTP layer maps
+/// each to a status and code in one place; nothing below the engine (Redis, gateways) leaks
+/// through it.
 public enum OTPError: Error, Sendable, Hashable {
     case appNotFound(String)
     case invalidIdentifier
@@ -8,12 +9,13 @@ public enum OTPError: Error, Sendable, Hashable {
     case userAlreadyExists
     case registrationClosed
     case userNotFound
-    case userBlocked
     /// Unknown, expired or used.
     case otpNotFound
     case invalidOTP(attemptsRemaining: Int)
-    /// The OTP's attempts are used up, or the identifier failed too often this hour.
-    case tooManyAttempts(retryAfter: Int?)
+    /// The OTP's attempts are used up: it is dead; a new code may be sent after `retryAfter` s.
+    case otpExhausted(retryAfter: Int)
+    /// The identifier failed too often this hour; codes are refused for `retryAfter` s.
+    case tooManyFailures(retryAfter: Int)
     case resendCooldown(retryAfter: Int)
     case tooManySends(retryAfter: Int)
     case tooManySendsFromIP(retryAfter: Int)
@@ -21,4 +23,33 @@ public enum OTPError: Error, Sendable, Hashable {
     case invalidRefreshToken
     case refreshTokenReused
     case invalidAccessToken(String)
+    /// The store (Redis) could not be asked, or failed.
+    case storageFailed(StorageFailure)
+}
+
+/// Why the store could not answer. `kind` is a small fixed set (a metric label).
+public struct StorageFailure: Sendable, Hashable, CustomStringConvertible {
+    public enum Kind: String, Sendable, Hashable, CaseIterable {
+        /// No connection could be made, or it closed before the reply.
+        case unavailable
+        /// No reply within `redis.timeout_ms`.
+        case timeout
+        /// The process is shutting down.
+        case shutdown
+        /// Redis answered with an error, or with a reply the store did not expect.
+        case failed
+    }
+
+    public var kind: Kind
+    public var message: String
+
+    public init(_ kind: Kind, _ message: String) {
+        self.kind = kind
+        self.message = message
+    }
+
+    /// Redis could not be reached in time: retrying shortly may succeed (503, not 500).
+    public var isTransient: Bool { kind != .failed }
+
+    public var description: String { "\(kind.rawValue): \(message)" }
 }

@@ -1,49 +1,10 @@
 import OTPCrypto
-import RedisClient
 
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-
-/// A user as the API shows it. Times are Unix seconds.
-public struct User: Sendable, Hashable {
-    public var id: String
-    public var email: String?
-    public var phone: String?
-    public var firstName: String
-    public var lastName: String
-    public var createdAt: Int
-    public var lastLoginAt: Int?
-    public var status: String
-
-    /// From the script reply `id, email, phone, first_name, last_name, created_at, last_login_at, status`.
-    init?(_ fields: ArraySlice<RESPValue>) {
-        let values = Array(fields)
-        guard values.count == 8, let id = values[0].string else { return nil }
-        func text(_ i: Int) -> String? { values[i].isNull ? nil : values[i].string }
-        self.id = id
-        email = text(1).flatMap { $0.isEmpty ? nil : $0 }
-        phone = text(2).flatMap { $0.isEmpty ? nil : $0 }
-        firstName = text(3) ?? ""
-        lastName = text(4) ?? ""
-        createdAt = values[5].int ?? 0
-        lastLoginAt = values[6].int
-        status = text(7) ?? "active"
-    }
-}
-
-/// What a successful sign-in or refresh answers.
-public struct AuthResult: Sendable, Hashable {
-    public var authToken: String
-    public var redirectURL: String
-    public var refreshToken: String
-    /// Unix seconds.
-    public var refreshTokenExpiration: Int
-    public var accessTokenTTL: Int
-    public var user: User
-}
 
 extension OTPEngine {
     static func now() -> Int { Int(time(nil)) }
@@ -87,37 +48,25 @@ extension OTPEngine {
     // MARK: activate
 
     /// Checks a code; on success signs the user in (and activates a new user).
-    public func activate(appID: String, otpID: String, code: String, purpose: Purpose = .auth) async throws -> AuthResult {
+    public func activate(appID: String, otpID: String, code: String) async throws(OTPError) -> AuthResult {
         let app = try app(appID)
-        guard let (userID, idPurpose) = Self.parseOTPID(otpID), idPurpose == purpose else { throw OTPError.otpNotFound }
+        guard let (userID, purpose) = Self.parseOTPID(otpID), purpose == .auth else { throw .otpNotFound }
         let refreshToken = Self.newRefreshToken(userID: userID)
-        let familyID = Base64URL.encode(SecureRandom.bytes(12))
-        let reply = try await redis.evalScript(
-            Scripts.activate,
-            keys: [
-                RedisArgument(keys.otp(app.id, userID, purpose: purpose)), RedisArgument(keys.quota(app.id, userID)),
-                RedisArgument(keys.user(app.id, userID)),
-                RedisArgument(keys.refreshToken(app.id, userID, hash: Self.tokenHash(refreshToken))),
-                RedisArgument(keys.familyPrefix(app.id, userID) + familyID),
-            ],
-            arguments: [
-                RedisArgument(String(otpID.dropFirst(25))),
-                RedisArgument(bytes: codeHash(app: app.id, otpID: otpID, code: app.normalize(code: code))),
-                RedisArgument(app.config.limits.failedAttemptsPerIdentifierPerHour),
-                RedisArgument(app.config.tokens.refreshTTLSeconds), RedisArgument(familyID), RedisArgument(userID),
-                RedisArgument(app.config.otp.maxAttempts),
-            ])
-        let fields = reply.array ?? []
-        switch fields.first?.string {
-        case "ok":
-            guard let user = User(fields.dropFirst()) else { throw RedisError(.protocolError, "activate: bad user record") }
-            return authResult(app: app, user: user, refreshToken: refreshToken)
-        case "not_found": throw OTPError.otpNotFound
-        case "invalid": throw OTPError.invalidOTP(attemptsRemaining: fields.count > 1 ? fields[1].int ?? 0 : 0)
-        case "exhausted": throw OTPError.tooManyAttempts(retryAfter: nil)
-        case "locked": throw OTPError.tooManyAttempts(retryAfter: fields.count > 1 ? fields[1].int : nil)
-        case "blocked": throw OTPError.userBlocked
-        default: throw RedisError(.protocolError, "unexpected reply from the activate script")
+        let outcome = try await store.activate(
+            OTPStore.Activation(
+                app: app.id, userID: userID, purpose: purpose, suffix: String(otpID.dropFirst(userID.count + 1)),
+                codeHash: codeHash(app: app.id, otpID: otpID, code: app.normalize(code: code)),
+                maxAttempts: app.config.otp.maxAttempts,
+                failuresPerHour: app.config.limits.failedAttemptsPerIdentifierPerHour,
+                sendsPerHour: app.config.limits.sendsPerIdentifierPerHour,
+                refreshTokenHash: Self.tokenHash(refreshToken), familyID: Base64URL.encode(SecureRandom.bytes(12)),
+                refreshTTLSeconds: app.config.tokens.refreshTTLSeconds))
+        switch outcome {
+        case .activated(let user): return authResult(app: app, user: user, refreshToken: refreshToken)
+        case .notFound: throw .otpNotFound
+        case .invalid(let remaining): throw .invalidOTP(attemptsRemaining: remaining)
+        case .exhausted(let seconds): throw .otpExhausted(retryAfter: seconds)
+        case .locked(let seconds): throw .tooManyFailures(retryAfter: seconds)
         }
     }
 
@@ -129,64 +78,48 @@ extension OTPEngine {
         return AuthResult(
             authToken: JWT.sign(claims, kid: app.signingKey.kid, secret: app.signingKey.secret),
             redirectURL: app.config.redirectURL, refreshToken: refreshToken,
-            refreshTokenExpiration: now + app.config.tokens.refreshTTLSeconds,
-            accessTokenTTL: app.config.tokens.accessTTLSeconds, user: user)
+            refreshTokenExpiration: now + app.config.tokens.refreshTTLSeconds, user: user)
     }
 
     // MARK: refresh and revoke
 
     /// Rotates a refresh token. A token presented twice revokes its whole family.
-    public func refresh(appID: String, refreshToken: String) async throws -> AuthResult {
+    public func refresh(appID: String, refreshToken: String) async throws(OTPError) -> AuthResult {
         let app = try app(appID)
-        guard let userID = Self.parseRefreshToken(refreshToken) else { throw OTPError.invalidRefreshToken }
+        guard let userID = Self.parseRefreshToken(refreshToken) else { throw .invalidRefreshToken }
         let newToken = Self.newRefreshToken(userID: userID)
-        let reply = try await redis.evalScript(
-            Scripts.refresh,
-            keys: [
-                RedisArgument(keys.refreshToken(app.id, userID, hash: Self.tokenHash(refreshToken))),
-                RedisArgument(keys.refreshToken(app.id, userID, hash: Self.tokenHash(newToken))),
-                RedisArgument(keys.user(app.id, userID)),
-            ],
-            arguments: [RedisArgument(keys.familyPrefix(app.id, userID)), RedisArgument(app.config.tokens.refreshTTLSeconds)])
-        let fields = reply.array ?? []
-        switch fields.first?.string {
-        case "ok":
-            guard let user = User(fields.dropFirst()) else { throw RedisError(.protocolError, "refresh: bad user record") }
-            return authResult(app: app, user: user, refreshToken: newToken)
-        case "reused": throw OTPError.refreshTokenReused
-        case "blocked": throw OTPError.userBlocked
-        case "invalid", "revoked": throw OTPError.invalidRefreshToken
-        default: throw RedisError(.protocolError, "unexpected reply from the refresh script")
+        let outcome = try await store.rotateRefreshToken(
+            app: app.id, userID: userID, presentedHash: Self.tokenHash(refreshToken), newHash: Self.tokenHash(newToken),
+            ttlSeconds: app.config.tokens.refreshTTLSeconds)
+        switch outcome {
+        case .rotated(let user): return authResult(app: app, user: user, refreshToken: newToken)
+        case .invalid: throw .invalidRefreshToken
+        case .reused: throw .refreshTokenReused
         }
     }
 
     /// Revokes the whole family of a refresh token. Unknown tokens are accepted silently.
-    public func revoke(appID: String, refreshToken: String) async throws {
+    public func revoke(appID: String, refreshToken: String) async throws(OTPError) {
         let app = try app(appID)
         guard let userID = Self.parseRefreshToken(refreshToken) else { return }
-        _ = try await redis.evalScript(
-            Scripts.revoke, keys: [RedisArgument(keys.refreshToken(app.id, userID, hash: Self.tokenHash(refreshToken)))],
-            arguments: [RedisArgument(keys.familyPrefix(app.id, userID))])
+        try await store.revokeRefreshTokenFamily(app: app.id, userID: userID, tokenHash: Self.tokenHash(refreshToken))
     }
 
     // MARK: current user
 
     /// The user an access token names, after verifying it for this app.
-    public func currentUser(appID: String, accessToken: String) async throws -> User {
+    public func currentUser(appID: String, accessToken: String) async throws(OTPError) -> User {
         let app = try app(appID)
         let claims: JWT.Claims
         do {
             claims = try JWT.verify(
                 accessToken, keys: app.verificationKeys, audience: app.id, issuer: app.config.tokens.issuer, now: Self.now())
         } catch {
-            throw OTPError.invalidAccessToken(Self.describe(error))
+            throw .invalidAccessToken(Self.describe(error))
         }
-        guard Self.isUserID(Substring(claims.sub)) else { throw OTPError.invalidAccessToken("the token's subject is not a user id") }
-        let reply = try await redis.send(
-            ["HMGET", RedisArgument(keys.user(app.id, claims.sub)), "id", "email", "phone", "first_name", "last_name",
-             "created_at", "last_login_at", "status"])
-        guard let fields = reply.array, let user = User(fields[...]) else {
-            throw OTPError.invalidAccessToken("the user no longer exists")
+        guard Self.isUserID(Substring(claims.sub)) else { throw .invalidAccessToken("the token's subject is not a user id") }
+        guard let user = try await store.user(app: app.id, userID: claims.sub) else {
+            throw .invalidAccessToken("the user no longer exists")
         }
         return user
     }

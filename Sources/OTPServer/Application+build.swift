@@ -51,7 +51,7 @@ func buildRouter(
     router.add(middleware: ObservabilityMiddleware(metrics: metrics))
     router.add(middleware: ErrorMiddleware(metrics: metrics))
     router.add(middleware: BodyLimitMiddleware(maxBytes: configuration.server.maxBodyBytes))
-    OperationsController(redis: redis, metrics: metrics).addRoutes(to: router)
+    OperationsController(engine: engine, metrics: metrics).addRoutes(to: router)
     let clientAddress = ClientAddress(trustedProxies: configuration.server.trustedProxies.compactMap(NetworkRange.init))
     V1Controller(engine: engine, metrics: metrics, clientAddress: clientAddress).addRoutes(to: router)
     return router

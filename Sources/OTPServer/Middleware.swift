@@ -3,7 +3,6 @@ import HTTPTypes
 import Logging
 import NIOCore
 import OTPCore
-import RedisClient
 
 /// Outermost: gives every request an id (the caller's `X-Request-Id` when it is sane), logs one
 /// line per request, and records the request counter and latency histogram.
@@ -56,7 +55,8 @@ struct ObservabilityMiddleware: RouterMiddleware {
 }
 
 /// Turns every error into a response, in one place: `APIError`s as they are, framework errors
-/// into the v1 JSON shape, Redis failures into a fast 503, anything else into a logged 500.
+/// into the v1 JSON shape, storage failures into a fast 503 (or a logged 500 when Redis
+/// answered with an error), anything else into a logged 500.
 struct ErrorMiddleware: RouterMiddleware {
     typealias Context = OTPRequestContext
     let metrics: ServerMetrics
@@ -69,18 +69,17 @@ struct ErrorMiddleware: RouterMiddleware {
         } catch let error as APIError {
             return try error.response(from: request, context: context)
         } catch let error as OTPError {
+            if case .storageFailed(let failure) = error {
+                metrics.recordRedisError(kind: failure.kind.rawValue)
+                if failure.isTransient {
+                    context.logger.warning("Redis unavailable", metadata: ["error": "\(failure)"])
+                } else {
+                    context.logger.error("Redis error", metadata: ["error": "\(failure)"])
+                }
+            }
             return try APIError(error).response(from: request, context: context)
         } catch let error as HTTPError {
             return try Self.apiError(for: error, request: request).response(from: request, context: context)
-        } catch let error as RedisError {
-            metrics.recordRedisError(kind: error.code.description)
-            if error.isConnectionFailure {
-                context.logger.warning("Redis unavailable", metadata: ["error": "\(error)"])
-                return try APIError.serviceUnavailable.response(from: request, context: context)
-            }
-            context.logger.error("Redis error", metadata: ["error": "\(error)"])
-            return try APIError(.internalServerError, code: "internal_error", "internal error")
-                .response(from: request, context: context)
         } catch let error as any HTTPResponseError {
             // Surfaces with their own error shapes throw their own HTTPResponseError types.
             return try error.response(from: request, context: context)

@@ -24,19 +24,19 @@ extension APIError {
             self.init(.forbidden, code: "registration_closed", "this app does not accept new registrations")
         case .userNotFound:
             self.init(.notFound, code: "user_not_found", "no user has this identifier")
-        case .userBlocked:
-            self.init(.forbidden, code: "user_blocked", "this user is blocked")
         case .otpNotFound:
             self.init(.notFound, code: "otp_not_found", "the OTP is unknown, expired or already used")
         case .invalidOTP(let remaining):
             self.init(.unauthorized, code: "invalid_otp", "the code is wrong", fields: [("attempts_remaining", remaining)])
-        case .tooManyAttempts(let retryAfter):
+        case .otpExhausted(let seconds):
             self.init(
                 .tooManyRequests, code: "too_many_attempts",
-                retryAfter == nil
-                    ? "too many wrong codes for this OTP; request a new one"
-                    : "too many wrong codes for this identifier; try again later",
-                headers: retryAfter.map(retry) ?? [:])
+                "too many wrong codes for this OTP; it is dead: request a new code (possible in \(seconds) s)",
+                headers: retry(seconds))
+        case .tooManyFailures(let seconds):
+            self.init(
+                .tooManyRequests, code: "too_many_attempts",
+                "too many wrong codes for this identifier; try again in \(seconds) s", headers: retry(seconds))
         case .resendCooldown(let seconds):
             self.init(
                 .tooManyRequests, code: "resend_cooldown", "a code was sent moments ago; wait \(seconds) s before asking again",
@@ -54,6 +54,10 @@ extension APIError {
             self.init(
                 .unauthorized, code: "refresh_token_reused",
                 "this refresh token was already used; every token of its session is now revoked")
+        case .storageFailed(let failure):
+            self = failure.isTransient
+                ? .serviceUnavailable
+                : APIError(.internalServerError, code: "internal_error", "internal error")
         case .invalidAccessToken(let message):
             self.init(
                 .unauthorized, code: "invalid_token", message,

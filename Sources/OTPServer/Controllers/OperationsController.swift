@@ -2,11 +2,11 @@ import Foundation
 import Hummingbird
 import NIOCore
 import Prometheus
-import RedisClient
+import OTPCore
 
 /// `/healthz`, `/readyz`, `/metrics` and `/openapi.yaml`: for orchestrators and Prometheus.
 struct OperationsController {
-    let redis: RedisClient
+    let engine: OTPEngine
     let metrics: ServerMetrics
 
     func addRoutes(to router: Router<OTPRequestContext>) {
@@ -16,8 +16,8 @@ struct OperationsController {
             return json.response()
         }
         router.get("/readyz") { _, _ in
-            // A failed PING propagates as RedisError and ErrorMiddleware answers 503.
-            _ = try await redis.send("PING")
+            // A failed check throws OTPError.storageFailed; ErrorMiddleware answers 503.
+            try await engine.checkStorage()
             var json = JSONWriter()
             json.field("status", "ready")
             return json.response()

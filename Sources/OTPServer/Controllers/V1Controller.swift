@@ -74,7 +74,7 @@ struct V1Controller {
             let result = try await engine.activate(appID: appID, otpID: body.otpID, code: body.otp)
             metrics.recordVerification(app: appID, outcome: "success")
             return Self.authResponse(result)
-        } catch let error as OTPError {
+        } catch {
             metrics.recordVerification(app: appID, outcome: Self.outcome(error))
             throw error
         }
@@ -84,7 +84,7 @@ struct V1Controller {
         switch error {
         case .invalidOTP: return "invalid"
         case .otpNotFound: return "not_found"
-        case .tooManyAttempts: return "too_many_attempts"
+        case .otpExhausted, .tooManyFailures: return "too_many_attempts"
         default: return "refused"
         }
     }

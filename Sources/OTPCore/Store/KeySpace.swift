@@ -2,12 +2,8 @@
 ///
 /// Everything of one user of one app shares the hash tag `{app:userId}`, so each script's keys
 /// live on one Redis Cluster slot. A client IP's quota has a tag of its own.
-public struct KeySpace: Sendable {
-    public let prefix: String
-
-    public init(prefix: String) {
-        self.prefix = prefix
-    }
+struct KeySpace: Sendable {
+    let prefix: String
 
     func tag(_ app: String, _ user: String) -> String { "\(prefix):{\(app):\(user)}" }
     func user(_ app: String, _ user: String) -> String { tag(app, user) + ":user" }
@@ -19,12 +15,9 @@ public struct KeySpace: Sendable {
     func ipQuota(_ app: String, ip: String) -> String { "\(prefix):{\(app):ip:\(ip)}:q" }
 }
 
-/// What an OTP is for. Each user has at most one live OTP per purpose: a new one replaces it.
+/// What an OTP is for; it is the first character of an otp_id after the user id, and each
+/// user has at most one live OTP per purpose (a new one replaces it).
 public enum Purpose: String, Sendable, Hashable {
-    /// v1 register and login, project verify: activation signs in.
+    /// v1 register and login: activation signs in.
     case auth = "a"
-    /// Password reset.
-    case reset = "r"
-    /// Hub services (socket-bound).
-    case hub = "h"
 }

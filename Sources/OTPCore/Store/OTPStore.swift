@@ -1,0 +1,324 @@
+import RedisClient
+
+/// The data model under the engine: each Lua script behind one function with named, typed
+/// arguments and an enum outcome. Nothing outside this file builds a KEYS or ARGV list or
+/// reads a reply string, and `RedisError` stops here: the engine sees `OTPError.storageFailed`.
+struct OTPStore: Sendable {
+    let redis: RedisClient
+    let keys: KeySpace
+    /// Where scripts take the time from: nil in production (Redis's `TIME`, one clock for every
+    /// replica). Only tests set it (`@testable`), to move through hours without waiting.
+    let clock: (@Sendable () -> Int64)?
+
+    init(redis: RedisClient, keyPrefix: String, clock: (@Sendable () -> Int64)? = nil) {
+        self.redis = redis
+        self.keys = KeySpace(prefix: keyPrefix)
+        self.clock = clock
+    }
+
+    // MARK: send
+
+    /// How a send treats the identifier's user.
+    enum SendMode: String, Sendable {
+        /// Creates the user (unverified until activation); refused for an active user.
+        case register
+        /// The user must exist.
+        case login
+        /// Like login, but an unknown identifier gets a decoy OTP that never activates.
+        case loginConcealed = "login_conceal"
+    }
+
+    /// A code about to be sent, with the quotas that guard it and the user a register creates.
+    struct NewOTP: Sendable {
+        var app: String
+        var userID: String
+        var purpose: Purpose
+        /// The otp_id after `userID.`.
+        var suffix: String
+        var codeHash: [UInt8]
+        var channel: Configuration.Channel
+        var mode: SendMode
+        var identifier: Identifier
+        var firstName: String
+        var lastName: String
+        var ttlSeconds: Int
+        var cooldownSeconds: Int
+        var sendsPerHour: Int
+        /// The hashed `Idempotency-Key`, if the client sent one.
+        var idempotencyKey: String?
+
+        var otpID: String { "\(userID).\(suffix)" }
+    }
+
+    enum SendOutcome: Sendable, Hashable {
+        case created(otpID: String, userCreated: Bool, telegramChat: String?)
+        /// A concealed unknown user: an OTP that never activates, and nothing to deliver.
+        case decoy(otpID: String)
+        /// The same `Idempotency-Key` was answered before: its otp_id, nothing sent again.
+        case replayed(otpID: String, userCreated: Bool)
+        case userExists
+        case userNotFound
+        case telegramNotLinked
+        case cooldown(retryAfter: Int)
+        case rateLimited(retryAfter: Int)
+    }
+
+    func send(_ otp: NewOTP) async throws(OTPError) -> SendOutcome {
+        // Unverified users live a day, or as long as their code if that is longer.
+        let unverifiedTTL = max(86_400, otp.ttlSeconds) * 1000
+        let reply = try await run(
+            Scripts.send, "send",
+            keys: [
+                keys.user(otp.app, otp.userID), keys.otp(otp.app, otp.userID, purpose: otp.purpose),
+                keys.quota(otp.app, otp.userID), keys.idempotency(otp.app, otp.userID, key: otp.idempotencyKey ?? "-"),
+            ],
+            arguments: [
+                RedisArgument(otp.mode.rawValue), RedisArgument(otp.suffix), RedisArgument(bytes: otp.codeHash),
+                RedisArgument(otp.channel.rawValue), RedisArgument(otp.ttlSeconds * 1000),
+                RedisArgument(otp.cooldownSeconds * 1000), RedisArgument(otp.sendsPerHour),
+                otp.idempotencyKey == nil ? "0" : "1", RedisArgument(otp.userID),
+                RedisArgument(otp.identifier.field), RedisArgument(otp.identifier.value), RedisArgument(otp.firstName),
+                RedisArgument(otp.lastName), RedisArgument(unverifiedTTL),
+            ])
+        switch reply.status {
+        case "created":
+            let chat = try reply.string(3)
+            return .created(otpID: try reply.string(1), userCreated: try reply.int(2) == 1, telegramChat: chat.isEmpty ? nil : chat)
+        case "decoy": return .decoy(otpID: try reply.string(1))
+        case "replay": return .replayed(otpID: try reply.string(1), userCreated: try reply.int(2) == 1)
+        case "exists": return .userExists
+        case "no_user": return .userNotFound
+        case "tg_unlinked": return .telegramNotLinked
+        case "cooldown": return .cooldown(retryAfter: try reply.int(1))
+        case "rate": return .rateLimited(retryAfter: try reply.int(1))
+        default: throw reply.unexpected()
+        }
+    }
+
+    /// Undoes a send whose code could not be delivered (or that the client IP's quota refused):
+    /// deletes that OTP, gives back the send and the cooldown, forgets the idempotency record,
+    /// and deletes a user the send created. Best effort: a failure leaves an OTP nobody knows.
+    func cancelSend(_ otp: NewOTP, userCreated: Bool) async {
+        _ = try? await run(
+            Scripts.cancelSend, "cancelSend",
+            keys: [
+                keys.otp(otp.app, otp.userID, purpose: otp.purpose), keys.quota(otp.app, otp.userID),
+                keys.idempotency(otp.app, otp.userID, key: otp.idempotencyKey ?? "-"), keys.user(otp.app, otp.userID),
+            ],
+            arguments: [RedisArgument(otp.suffix), userCreated ? "1" : "0"])
+    }
+
+    // MARK: client IP quota
+
+    enum IPQuotaOutcome: Sendable, Hashable {
+        case taken
+        case overQuota(retryAfter: Int)
+    }
+
+    /// Takes one send from a client IP's hourly quota.
+    func takeIPQuota(app: String, ip: String, limit: Int) async throws(OTPError) -> IPQuotaOutcome {
+        let reply = try await run(
+            Scripts.ipQuota, "ipQuota", keys: [keys.ipQuota(app, ip: ip)], arguments: [RedisArgument(limit), "1"])
+        switch reply.status {
+        case "ok": return .taken
+        case "rate": return .overQuota(retryAfter: try reply.int(1))
+        default: throw reply.unexpected()
+        }
+    }
+
+    /// Gives back a send taken by `takeIPQuota`. Best effort.
+    func giveBackIPQuota(app: String, ip: String, limit: Int) async {
+        _ = try? await run(
+            Scripts.ipQuota, "ipQuota", keys: [keys.ipQuota(app, ip: ip)], arguments: [RedisArgument(limit), "-1"])
+    }
+
+    // MARK: activate
+
+    /// A code presented for an OTP, and what a right code starts: a refresh-token family.
+    struct Activation: Sendable {
+        var app: String
+        var userID: String
+        var purpose: Purpose
+        var suffix: String
+        var codeHash: [UInt8]
+        var maxAttempts: Int
+        var failuresPerHour: Int
+        /// For the Retry-After of a dead OTP: when may a new code be sent.
+        var sendsPerHour: Int
+        var refreshTokenHash: String
+        var familyID: String
+        var refreshTTLSeconds: Int
+    }
+
+    enum ActivateOutcome: Sendable, Hashable {
+        case activated(User)
+        case notFound
+        case invalid(attemptsRemaining: Int)
+        case exhausted(retryAfter: Int)
+        case locked(retryAfter: Int)
+    }
+
+    func activate(_ activation: Activation) async throws(OTPError) -> ActivateOutcome {
+        let (app, user) = (activation.app, activation.userID)
+        let reply = try await run(
+            Scripts.activate, "activate",
+            keys: [
+                keys.otp(app, user, purpose: activation.purpose), keys.quota(app, user), keys.user(app, user),
+                keys.refreshToken(app, user, hash: activation.refreshTokenHash),
+                keys.familyPrefix(app, user) + activation.familyID,
+            ],
+            arguments: [
+                RedisArgument(activation.suffix), RedisArgument(bytes: activation.codeHash),
+                RedisArgument(activation.failuresPerHour), RedisArgument(activation.refreshTTLSeconds),
+                RedisArgument(activation.familyID), RedisArgument(user), RedisArgument(activation.maxAttempts),
+                RedisArgument(activation.sendsPerHour),
+            ])
+        switch reply.status {
+        case "ok": return .activated(try reply.user())
+        case "not_found": return .notFound
+        case "invalid": return .invalid(attemptsRemaining: try reply.int(1))
+        case "exhausted": return .exhausted(retryAfter: try reply.int(1))
+        case "locked": return .locked(retryAfter: try reply.int(1))
+        default: throw reply.unexpected()
+        }
+    }
+
+    // MARK: refresh tokens
+
+    enum RefreshOutcome: Sendable, Hashable {
+        case rotated(User)
+        /// Unknown, expired or revoked.
+        case invalid
+        /// Presented after it was rotated: its family is now revoked.
+        case reused
+    }
+
+    func rotateRefreshToken(
+        app: String, userID: String, presentedHash: String, newHash: String, ttlSeconds: Int
+    ) async throws(OTPError) -> RefreshOutcome {
+        let reply = try await run(
+            Scripts.refresh, "refresh",
+            keys: [
+                keys.refreshToken(app, userID, hash: presentedHash), keys.refreshToken(app, userID, hash: newHash),
+                keys.user(app, userID),
+            ],
+            arguments: [RedisArgument(keys.familyPrefix(app, userID)), RedisArgument(ttlSeconds)])
+        switch reply.status {
+        case "ok": return .rotated(try reply.user())
+        case "invalid": return .invalid
+        case "reused": return .reused
+        default: throw reply.unexpected()
+        }
+    }
+
+    /// Revokes the family of a refresh token; an unknown token is no error.
+    func revokeRefreshTokenFamily(app: String, userID: String, tokenHash: String) async throws(OTPError) {
+        _ = try await run(
+            Scripts.revoke, "revoke", keys: [keys.refreshToken(app, userID, hash: tokenHash)],
+            arguments: [RedisArgument(keys.familyPrefix(app, userID))])
+    }
+
+    // MARK: users
+
+    /// The user record, or nil when there is none.
+    func user(app: String, userID: String) async throws(OTPError) -> User? {
+        let command = ["HMGET", RedisArgument(keys.user(app, userID))] + Scripts.userFields.map { RedisArgument($0) }
+        let reply: RESPValue
+        do {
+            reply = try await redis.send(command)
+        } catch {
+            throw OTPError.storageFailed(StorageFailure(error))
+        }
+        guard let fields = reply.array, fields.first?.isNull == false else { return nil }
+        return try User(fields[...])
+    }
+
+    // MARK: operations
+
+    /// Whether Redis answers a PING within its timeout.
+    func ping() async throws(OTPError) {
+        do {
+            _ = try await redis.send("PING")
+        } catch {
+            throw OTPError.storageFailed(StorageFailure(error))
+        }
+    }
+
+    /// Loads every script ahead of the first request (EVALSHA falls back to loading anyway).
+    func loadScripts() async throws(OTPError) {
+        do {
+            try await redis.load(Scripts.all)
+        } catch {
+            throw OTPError.storageFailed(StorageFailure(error))
+        }
+    }
+
+    // MARK: running scripts
+
+    /// Runs a script with the clock as its `ARGV[1]`.
+    private func run(
+        _ script: RedisScript, _ name: String, keys: [String], arguments: [RedisArgument]
+    ) async throws(OTPError) -> ScriptReply {
+        let now: RedisArgument = clock.map { RedisArgument(Int($0())) } ?? ""
+        do {
+            let value = try await redis.evalScript(script, keys: keys.map { RedisArgument($0) }, arguments: [now] + arguments)
+            return ScriptReply(script: name, value: value)
+        } catch {
+            throw OTPError.storageFailed(StorageFailure(error))
+        }
+    }
+}
+
+/// A script's reply: a status word, then positional values that only `OTPStore` reads.
+private struct ScriptReply {
+    let script: String
+    let value: RESPValue
+
+    var fields: [RESPValue] { value.array ?? [] }
+    var status: String { fields.first?.string ?? value.int.map(String.init) ?? "" }
+
+    func string(_ index: Int) throws(OTPError) -> String {
+        guard index < fields.count, let text = fields[index].string else { throw unexpected() }
+        return text
+    }
+
+    func int(_ index: Int) throws(OTPError) -> Int {
+        guard index < fields.count, let number = fields[index].int else { throw unexpected() }
+        return number
+    }
+
+    func user() throws(OTPError) -> User {
+        try User(fields.dropFirst())
+    }
+
+    func unexpected() -> OTPError {
+        .storageFailed(StorageFailure(.failed, "unexpected reply from the \(script) script: \(value)"))
+    }
+}
+
+extension User {
+    /// From `Scripts.userFields`, in that order.
+    fileprivate init(_ values: ArraySlice<RESPValue>) throws(OTPError) {
+        let values = Array(values)
+        guard values.count == Scripts.userFields.count, let id = values[0].string else {
+            throw OTPError.storageFailed(StorageFailure(.failed, "a user record without the fields \(Scripts.userFields)"))
+        }
+        func text(_ i: Int) -> String? { values[i].isNull ? nil : values[i].string.flatMap { $0.isEmpty ? nil : $0 } }
+        self.init(
+            id: id, email: text(1), phone: text(2), firstName: text(3) ?? "", lastName: text(4) ?? "",
+            createdAt: values[5].int ?? 0, lastLoginAt: values[6].int, status: text(7) ?? "active")
+    }
+}
+
+extension StorageFailure {
+    init(_ error: RedisError) {
+        let kind: Kind
+        switch error.code {
+        case .timeout: kind = .timeout
+        case .shutdown: kind = .shutdown
+        case .server, .protocolError, .invalidURL: kind = .failed
+        default: kind = .unavailable
+        }
+        self.init(kind, error.message)
+    }
+}

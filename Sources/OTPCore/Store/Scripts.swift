@@ -1,0 +1,278 @@
+public import RedisClient
+
+/// The Lua scripts: every state change that must be atomic across replicas is one of these.
+///
+/// Only `OTPStore` calls them, each from exactly one typed function; nothing else sees an
+/// ARGV index or a reply string. Every key a script touches shares the hash tag `{app:user}`
+/// of its KEYS (keys it derives, such as a refresh-token family, are built from a prefix with
+/// the same tag), so each script runs on one Redis Cluster slot.
+///
+/// `ARGV[1]` of every script is the clock: empty in production, where time comes from Redis
+/// (`TIME`, one clock for all replicas); tests of the store pass milliseconds to move through
+/// hours. docs/redis-keys.md describes the keys and fields.
+public enum Scripts {
+    /// The user hash's fields, in the order every script returns them and `User` reads them.
+    static let userFields = ["id", "email", "phone", "first_name", "last_name", "created_at", "last_login_at", "status"]
+
+    /// Shared helpers, prepended to every script.
+    ///
+    /// Hourly quotas use a sliding-window counter: the count of the current clock hour plus the
+    /// previous hour's count weighted by how much of it still overlaps the last 60 minutes.
+    /// One more event fits while `p·(H−e) + (c+1)·H ≤ limit·H` (c, p: this and last hour's
+    /// counts, e: ms into this hour, H: an hour in ms) — integers, so the check and the wait
+    /// until it holds are exact.
+    static let prelude = """
+        local H = 3600000
+        local function now_ms()
+          if ARGV[1] ~= '' then return tonumber(ARGV[1]) end
+          local t = redis.call('TIME')
+          return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+        end
+        -- this hour's and the last hour's counts of fields cf/pf, and ms into this hour
+        local function window(q, now, cf, pf)
+          local hour = math.floor(now / H)
+          local w = tonumber(q.w or '-1')
+          local c, p = tonumber(q[cf] or '0'), tonumber(q[pf] or '0')
+          if w == hour - 1 then p, c = c, 0 elseif w ~= hour then p, c = 0, 0 end
+          return c, p, now - hour * H
+        end
+        -- ms until one more event fits under the limit, if nothing else happens (0: it fits now)
+        local function wait_ms(c, p, limit, e)
+          if p * (H - e) + (c + 1) * H <= limit * H then return 0 end
+          if c + 1 <= limit and p > 0 then
+            local fits = H - math.floor((limit - 1 - c) * H / p)
+            if fits < H then return fits - e end
+          end
+          -- next hour the counts shift: p = c, c = 0
+          local fits = 0
+          if c > 0 then fits = math.max(0, H - math.floor((limit - 1) * H / c)) end
+          return (H - e) + fits
+        end
+        local function seconds(ms) return math.max(1, math.ceil(ms / 1000)) end
+        -- Where an identifier's quotas live: in its user hash when there is a user (no key of
+        -- their own: less memory per pending login), else in a key that expires 2 h after its
+        -- last change.
+        local function quota_key(user_key, own_key)
+          if redis.call('EXISTS', user_key) == 1 then return user_key end
+          return own_key
+        end
+        local function load_quota(key)
+          local v = redis.call('HMGET', key, 'w', 'sc', 'sp', 'fc', 'fp', 'n')
+          return {w = v[1], sc = v[2], sp = v[3], fc = v[4], fp = v[5], n = v[6]}
+        end
+        local function save_quota(key, own_key, now, q)
+          redis.call('HSET', key, 'w', math.floor(now / H), 'sc', q.sc, 'sp', q.sp, 'fc', q.fc, 'fp', q.fp, 'n', q.n)
+          if key == own_key then redis.call('PEXPIRE', key, 2 * H) end
+        end
+        -- constant-time comparison of two byte strings of equal length
+        local function same(a, b)
+          if not a or not b or #a ~= #b then return false end
+          local d = 0
+          for i = 1, #a do d = bit.bor(d, bit.bxor(string.byte(a, i), string.byte(b, i))) end
+          return d == 0
+        end
+        local USER_FIELDS = {'\(userFields.joined(separator: "', '"))'}
+        local function user_reply(key)
+          local u = redis.call('HMGET', key, unpack(USER_FIELDS))
+          table.insert(u, 1, 'ok')
+          return u
+        end
+
+        """
+
+    /// Creates (or replaces) the OTP of one identifier, after its quotas.
+    ///
+    /// KEYS: 1 user, 2 otp, 3 own quota, 4 idempotency record (any key of the tag when unused)
+    /// ARGV: 1 clock, 2 mode (register | login | login_conceal), 3 otp id (the part after the
+    ///       user id), 4 code hash, 5 channel, 6 ttl ms, 7 cooldown ms, 8 sends per hour,
+    ///       9 idempotent (1/0), 10 user id, 11 identifier field (email/phone), 12 identifier,
+    ///       13 first name, 14 last name, 15 unverified user ttl ms
+    /// Returns {'created', otp id, user created 1/0, telegram chat id or ''}, {'decoy', otp id},
+    ///         {'replay', otp id, user created}, {'exists'}, {'no_user'}, {'tg_unlinked'},
+    ///         {'cooldown', s} or {'rate', s}
+    public static let send = RedisScript(
+        prelude + """
+            if ARGV[9] == '1' then
+              local prev = redis.call('GET', KEYS[4])
+              if prev then
+                local sep = string.find(prev, ':', 1, true)
+                return {'replay', string.sub(prev, sep + 1), tonumber(string.sub(prev, 1, sep - 1))}
+              end
+            end
+            local mode = ARGV[2]
+            local status = redis.call('HGET', KEYS[1], 'status')
+            if mode == 'register' and status == 'active' then return {'exists'} end
+            local decoy = false
+            if mode ~= 'register' and not status then
+              if mode == 'login' then return {'no_user'} end
+              decoy = true
+            end
+            local chat = ''
+            if ARGV[5] == 'telegram' and not decoy then
+              chat = redis.call('HGET', KEYS[1], 'tg')
+              if not chat then return {'tg_unlinked'} end
+            end
+            local now = now_ms()
+            local qkey = quota_key(KEYS[1], KEYS[3])
+            local q = load_quota(qkey)
+            local sc, sp, e = window(q, now, 'sc', 'sp')
+            local rate = wait_ms(sc, sp, tonumber(ARGV[8]), e)
+            local cooldown = math.max(0, tonumber(q.n or '0') - now)
+            if rate > cooldown then return {'rate', seconds(rate)} end
+            if cooldown > 0 then return {'cooldown', seconds(cooldown)} end
+            local fc, fp = window(q, now, 'fc', 'fp')
+            local ttl = tonumber(ARGV[6])
+            local created = 0
+            if not status and not decoy then
+              redis.call('HSET', KEYS[1], 'id', ARGV[10], ARGV[11], ARGV[12], 'first_name', ARGV[13],
+                'last_name', ARGV[14], 'status', 'unverified', 'created_at', math.floor(now / 1000))
+              redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[15]))
+              redis.call('DEL', KEYS[3])
+              qkey = KEYS[1]
+              created = 1
+            elseif status == 'unverified' then
+              -- an unverified user lives at least as long as its newest code
+              local left = redis.call('PTTL', KEYS[1])
+              if left >= 0 and left < ttl then redis.call('PEXPIRE', KEYS[1], ttl) end
+            end
+            save_quota(qkey, KEYS[3], now, {sc = sc + 1, sp = sp, fc = fc, fp = fp, n = now + tonumber(ARGV[7])})
+            redis.call('DEL', KEYS[2])
+            redis.call('HSET', KEYS[2], 'i', ARGV[3], 'h', ARGV[4], 'a', 0)
+            redis.call('PEXPIRE', KEYS[2], ttl)
+            local id = ARGV[10] .. '.' .. ARGV[3]
+            if ARGV[9] == '1' then redis.call('SET', KEYS[4], created .. ':' .. id, 'EX', 86400) end
+            if decoy then return {'decoy', id} end
+            return {'created', id, created, chat}
+            """)
+
+    /// Undoes a send whose delivery failed: the OTP is deleted (if it is still that one), the
+    /// send and the cooldown are given back, the idempotency record is dropped, and a user the
+    /// send created is deleted.
+    ///
+    /// KEYS: 1 otp, 2 own quota, 3 idempotency record, 4 user
+    /// ARGV: 1 clock, 2 otp id (after the user id), 3 user created (1/0)
+    public static let cancelSend = RedisScript(
+        prelude + """
+            if redis.call('HGET', KEYS[1], 'i') == ARGV[2] then redis.call('DEL', KEYS[1]) end
+            local now = now_ms()
+            local qkey = quota_key(KEYS[4], KEYS[2])
+            local q = load_quota(qkey)
+            if q.w then
+              local sc, sp = window(q, now, 'sc', 'sp')
+              local fc, fp = window(q, now, 'fc', 'fp')
+              save_quota(qkey, KEYS[2], now, {sc = math.max(0, sc - 1), sp = sp, fc = fc, fp = fp, n = 0})
+            end
+            local idem = redis.call('GET', KEYS[3])
+            if idem and string.sub(idem, -#ARGV[2]) == ARGV[2] then redis.call('DEL', KEYS[3]) end
+            if ARGV[3] == '1' and redis.call('HGET', KEYS[4], 'status') == 'unverified' then redis.call('DEL', KEYS[4]) end
+            return 1
+            """)
+
+    /// Checks a code. Right: the OTP is consumed, the user activated and signed in, and a
+    /// refresh token (and its family) stored. Wrong: one attempt and one hourly failure used.
+    ///
+    /// KEYS: 1 otp, 2 own quota, 3 user, 4 new refresh token, 5 new family
+    /// ARGV: 1 clock, 2 otp id (after the user id), 3 code hash, 4 failures per hour,
+    ///       5 refresh ttl s, 6 family id, 7 user id, 8 max attempts, 9 sends per hour
+    /// Returns {'ok', user fields…}, {'not_found'}, {'invalid', attempts remaining},
+    ///         {'exhausted', s until a new code may be sent} or {'locked', s}
+    public static let activate = RedisScript(
+        prelude + """
+            local otp = redis.call('HMGET', KEYS[1], 'i', 'h', 'a')
+            if not otp[1] or otp[1] ~= ARGV[2] then return {'not_found'} end
+            local now = now_ms()
+            local qkey = quota_key(KEYS[3], KEYS[2])
+            local q = load_quota(qkey)
+            local attempts, max = tonumber(otp[3]), tonumber(ARGV[8])
+            if attempts >= max then
+              local sc, sp, e = window(q, now, 'sc', 'sp')
+              return {'exhausted', seconds(math.max(wait_ms(sc, sp, tonumber(ARGV[9]), e), tonumber(q.n or '0') - now))}
+            end
+            local fc, fp, e = window(q, now, 'fc', 'fp')
+            local locked = wait_ms(fc, fp, tonumber(ARGV[4]), e)
+            if locked > 0 then return {'locked', seconds(locked)} end
+            if not same(otp[2], ARGV[3]) then
+              attempts = attempts + 1
+              redis.call('HSET', KEYS[1], 'a', attempts)
+              local sc, sp = window(q, now, 'sc', 'sp')
+              save_quota(qkey, KEYS[2], now, {sc = sc, sp = sp, fc = fc + 1, fp = fp, n = tonumber(q.n or '0')})
+              return {'invalid', max - attempts}
+            end
+            redis.call('DEL', KEYS[1])
+            local status = redis.call('HGET', KEYS[3], 'status')
+            if not status then return {'not_found'} end
+            if status == 'unverified' then
+              redis.call('HSET', KEYS[3], 'status', 'active')
+              redis.call('PERSIST', KEYS[3])
+            end
+            redis.call('HSET', KEYS[3], 'last_login_at', math.floor(now / 1000))
+            local ttl = tonumber(ARGV[5])
+            redis.call('HSET', KEYS[4], 'f', ARGV[6], 's', 'a')
+            redis.call('EXPIRE', KEYS[4], ttl)
+            redis.call('SET', KEYS[5], ARGV[7], 'EX', ttl)
+            return user_reply(KEYS[3])
+            """)
+
+    /// Rotates a refresh token: the presented one is marked used and a new one stored in the
+    /// same family. A token presented a second time revokes its whole family.
+    ///
+    /// KEYS: 1 presented token, 2 new token, 3 user; ARGV: 1 clock, 2 family key prefix,
+    /// 3 refresh ttl s
+    /// Returns {'ok', user fields…}, {'invalid'} or {'reused'}
+    public static let refresh = RedisScript(
+        prelude + """
+            local token = redis.call('HMGET', KEYS[1], 'f', 's')
+            if not token[1] then return {'invalid'} end
+            local family = ARGV[2] .. token[1]
+            if redis.call('EXISTS', family) == 0 then return {'invalid'} end
+            if token[2] ~= 'a' then
+              redis.call('DEL', family)
+              return {'reused'}
+            end
+            if redis.call('EXISTS', KEYS[3]) == 0 then
+              redis.call('DEL', family)
+              return {'invalid'}
+            end
+            local ttl = tonumber(ARGV[3])
+            redis.call('HSET', KEYS[1], 's', 'r')
+            redis.call('HSET', KEYS[2], 'f', token[1], 's', 'a')
+            redis.call('EXPIRE', KEYS[2], ttl)
+            redis.call('EXPIRE', family, ttl)
+            return user_reply(KEYS[3])
+            """)
+
+    /// Revokes the family of a refresh token. KEYS: 1 token; ARGV: 1 clock, 2 family key prefix.
+    /// Returns 1 when a family was revoked, else 0.
+    public static let revoke = RedisScript(
+        """
+        local family = redis.call('HGET', KEYS[1], 'f')
+        if family then redis.call('DEL', ARGV[2] .. family) end
+        return family and 1 or 0
+        """)
+
+    /// Counts one send against a client IP's hourly quota (its own hash tag: one key).
+    ///
+    /// KEYS: 1 ip quota; ARGV: 1 clock, 2 limit, 3 delta (1 to take, -1 to give back)
+    /// Returns {'ok'} or {'rate', s}
+    public static let ipQuota = RedisScript(
+        prelude + """
+            local now = now_ms()
+            local q = load_quota(KEYS[1])
+            local sc, sp, e = window(q, now, 'sc', 'sp')
+            local delta = tonumber(ARGV[3])
+            if delta > 0 then
+              local wait = wait_ms(sc, sp, tonumber(ARGV[2]), e)
+              if wait > 0 then return {'rate', seconds(wait)} end
+            end
+            redis.call('HSET', KEYS[1], 'w', math.floor(now / H), 'sc', math.max(0, sc + delta), 'sp', sp)
+            redis.call('PEXPIRE', KEYS[1], 2 * H)
+            return {'ok'}
+            """)
+
+    public static let named: [String: RedisScript] = [
+        "send": send, "cancelSend": cancelSend, "activate": activate, "refresh": refresh, "revoke": revoke,
+        "ipQuota": ipQuota,
+    ]
+
+    public static var all: [RedisScript] { Array(named.values) }
+}
