@@ -37,7 +37,7 @@ let package = Package(
             name: "RedisClient",
             dependencies: [
                 "CHiredis",
-                "COpenSSL",
+                "OTPCrypto",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

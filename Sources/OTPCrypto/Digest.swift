@@ -19,6 +19,16 @@ public enum Digest {
         return out
     }
 
+    /// SHA-1 of `data`: only to name a Lua script the way Redis does (EVALSHA), never for security.
+    public static func sha1(_ data: some Collection<UInt8>) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: 20)
+        var length: UInt32 = 0
+        let bytes = Array(data)
+        let ok = EVP_Digest(bytes, bytes.count, &out, &length, EVP_sha1(), nil)
+        precondition(ok == 1 && length == 20, "EVP_Digest(SHA-1) failed")
+        return out
+    }
+
     /// HMAC-SHA256 of `message` under `key` (RFC 2104): SHA-256 of the outer padded key and
     /// the SHA-256 of the inner padded key and the message.
     public static func hmacSHA256(key: some Collection<UInt8>, message: some Collection<UInt8>) -> [UInt8] {
