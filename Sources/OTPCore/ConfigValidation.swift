@@ -131,7 +131,7 @@ extension Configuration {
             for (language, templates) in app.templates {
                 // The subject becomes a mail header: a line break in it could inject headers.
                 try require(
-                    !templates.emailSubject.contains(where: { $0 == "\r" || $0 == "\n" || $0 == "\r\n" }),
+                    !templates.emailSubject.contains(where: \.isNewline),
                     "\(key).templates.\(language).email_subject", "must not contain a line break")
             }
         }
