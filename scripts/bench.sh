@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Measures otpd against the ceilings of its own stack, side by side in one run, on 127.0.0.1
 # only, every load bounded in count and time. Prints a table and writes docs/benchmarks.md.
+# The servers it measures against come from the otpd-bench target (not shipped): otpd's own
+# application with an echo route, a bare Hummingbird echo and a raw NIO webhook sink.
 #
 #   scripts/bench.sh                 # defaults: 64 connections, 5 s per run, 100,000 pending logins
 #   BENCH_SECONDS=5 BENCH_POOL=20000 scripts/bench.sh
@@ -27,17 +29,22 @@ trap cleanup EXIT
 
 echo "==> swift build -c release"
 swift build -c release --product otpd >/dev/null
-bin=$(swift build -c release --show-bin-path)/otpd
+swift build -c release --product otpd-bench >/dev/null
+bin_dir=$(swift build -c release --show-bin-path)
+bin=$bin_dir/otpd
+bench_bin=$bin_dir/otpd-bench
 
 redis_port=$(start_redis_on_free_port "$work/redis")
 otpd_port=$(free_port)
 sink_port=$(free_port)
 while [ "$sink_port" = "$otpd_port" ]; do sink_port=$(free_port); done
+bare_port=$(free_port)
+while [ "$bare_port" = "$otpd_port" ] || [ "$bare_port" = "$sink_port" ]; do bare_port=$(free_port); done
 
 # One app shaped for load: no cooldown, limits out of the way, codes that live an hour.
 # Voice calls go to the log gateway (the pool's codes, which the activation runs need); SMS,
 # the default for a phone, goes through the real libcurl path — a signed webhook — to a sink
-# that answers 200 (otpd bench-sink: raw NIO). The same phone users serve every run.
+# that answers 200 (otpd-bench sink: raw NIO). The same phone users serve every run.
 cat > "$work/bench.yaml" <<YAML
 mode: development
 log_level: notice
@@ -60,12 +67,14 @@ apps:
       en: {sms: "{code}", email_subject: "{app_name}", email_text: "{code}", call: "{code}", telegram: "{code}"}
 YAML
 
-"$bin" bench-sink --port "$sink_port" >"$work/sink.log" 2>&1 &
+"$bench_bin" sink --port "$sink_port" >"$work/sink.log" 2>&1 &
 pids+=($!)
-"$bin" serve --config "$work/bench.yaml" --bench-routes >"$work/otpd.log" 2>&1 &
+"$bench_bin" bare-echo --port "$bare_port" >"$work/bare-echo.log" 2>&1 &
+pids+=($!)
+"$bench_bin" serve --config "$work/bench.yaml" >"$work/otpd.log" 2>&1 &
 otpd_pid=$!
 pids+=($otpd_pid)
-for port in $otpd_port $sink_port; do
+for port in $otpd_port $sink_port $bare_port; do
   for _ in $(seq 1 100); do
     (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
     sleep 0.1
@@ -74,15 +83,17 @@ done
 
 base="http://127.0.0.1:$otpd_port"
 declare -A rps p50 p99 server_errors socket_errors
-# run NAME SCRIPT PATH [wrk args…]: one bounded wrk run; its RESULT line fills the table.
-run() {
-  local name=$1 script=$2 path=$3
-  shift 3
+# run_at BASE NAME SCRIPT PATH [wrk args…]: one bounded wrk run against the server at BASE;
+# its RESULT line fills the table. run NAME SCRIPT PATH …: the same against otpd.
+run_at() {
+  local at=$1 name=$2 script=$3 path=$4
+  shift 4
   echo "==> $name"
   local line
-  line=$(BENCH_PATH=$path wrk -t$THREADS -c"$CONNECTIONS" "$@" --timeout 5s -s "$BENCH_DIR/$script" "$base$path" | grep '^RESULT')
+  line=$(BENCH_PATH=$path wrk -t$THREADS -c"$CONNECTIONS" "$@" --timeout 5s -s "$BENCH_DIR/$script" "$at$path" | grep '^RESULT')
   read -r _ _ rps[$name] p50[$name] p99[$name] server_errors[$name] socket_errors[$name] <<<"$line"
 }
+run() { run_at "$base" "$@"; }
 used_memory() { redis-cli -p "$redis_port" info memory | awk -F: '/^used_memory:/ {print $2+0}'; }
 # Codes delivered so far on CHANNEL, from otpd's own metrics.
 sent() { curl -s "$base/metrics" | awk -v c="$1" '$1 ~ "^otpd_otp_sent_total" && $1 ~ "channel=\""c"\"" {n += $2} END {print n+0}'; }
@@ -104,7 +115,9 @@ send_each() {
   wait "$wrk_pid" 2>/dev/null || true
 }
 
-# 1. Framework ceiling: the JSON echo route of the same binary, same middleware.
+# 1. Framework ceilings: the same JSON echo on a bare Hummingbird application (no otpd
+# middleware), then on otpd's own application, through all of otpd's middleware.
+run_at "http://127.0.0.1:$bare_port" bare_echo echo.lua /bench/echo -d"${SECONDS_PER_RUN}s"
 run echo echo.lua /bench/echo -d"${SECONDS_PER_RUN}s"
 
 # 2. Redis ceiling: redis-benchmark of the activation script itself, EVALSHA, same concurrency,
@@ -151,16 +164,17 @@ BENCH_TOKENS="$work/tokens" run refresh refresh.lua /v1/apps/bench/tokens/refres
 BENCH_COUNT=$POOL run login login.lua /v1/apps/bench/login/otp -d"${SECONDS_PER_RUN}s"
 
 rss_kb=$(awk '/VmHWM/ {print $2}' "/proc/$otpd_pid/status")
-sink_rss_kb=$(awk '/VmHWM/ {print $2}' "/proc/${pids[0]}/status")
 
 # 5. The table.
-ratio() { awk -v a="$1" -v b="${rps[echo]}" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
+# ratio RPS CEILING: RPS as a fraction of the ceiling's requests/s.
+ratio() { awk -v a="$1" -v b="${rps[$2]}" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
 cpu=$(awk -F: '/model name/ {gsub(/^ +/, "", $2); print $2; exit}' /proc/cpuinfo)
 {
-  echo "| run | requests/s | p50 ms | p99 ms | ratio to echo | 5xx | socket errors |"
-  echo "|---|---:|---:|---:|---:|---:|---:|"
-  for name in echo redis activate_right activate_wrong refresh login; do
-    echo "| $name | ${rps[$name]} | ${p50[$name]} | ${p99[$name]} | $(ratio "${rps[$name]}") | ${server_errors[$name]} | ${socket_errors[$name]} |"
+  echo "| run | requests/s | p50 ms | p99 ms | ratio to echo | ratio to bare echo | 5xx | socket errors |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+  for name in bare_echo echo redis activate_right activate_wrong refresh login; do
+    echo "| $name | ${rps[$name]} | ${p50[$name]} | ${p99[$name]} | $(ratio "${rps[$name]}" echo)" \
+      "| $(ratio "${rps[$name]}" bare_echo) | ${server_errors[$name]} | ${socket_errors[$name]} |"
   done
 } >"$work/table.md"
 summary="otpd peak RSS $(( rss_kb / 1024 )) MB; Redis memory per pending login $per_login bytes ($pending pending logins)"
@@ -177,7 +191,7 @@ Written by \`scripts/bench.sh\` — every figure below comes from one run on one
 ratios compare like with like. Run it again to replace this page.
 
 - Machine: $(nproc) cores ($cpu), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo); wrk, Redis
-  $(redis-server --version | awk '{print $3}' | cut -d= -f2), otpd (release build) and its webhook sink all on 127.0.0.1.
+  $(redis-server --version | awk '{print $3}' | cut -d= -f2), otpd and otpd-bench (release builds) all on 127.0.0.1.
 - Load: wrk, $THREADS threads, $CONNECTIONS connections, ${SECONDS_PER_RUN} s per run; redis-benchmark with
   $CONNECTIONS clients. Date: $(date -u +%Y-%m-%d).
 
@@ -187,12 +201,13 @@ $summary.
 
 | run | what it measures |
 |---|---|
-| echo | the framework ceiling: \`POST /bench/echo\` (\`--bench-routes\`), JSON decoded and encoded again, through otpd's own middleware |
+| bare_echo | the framework ceiling: \`POST /bench/echo\` on a bare Hummingbird application (\`otpd-bench bare-echo\`), the same JSON decoded and encoded again, no middleware |
+| echo | otpd's HTTP ceiling: the same echo route added to otpd's own application (\`otpd-bench serve\`), through all of otpd's middleware (metrics, request ids, errors, body limit) |
 | redis | the Redis ceiling: \`redis-benchmark\` of the activation script (EVALSHA, a wrong code: attempts and quota written) |
 | activate_right | \`POST /v1/apps/{app}/otp/activate\` with each pending OTP's code, once: consumes the OTP, activates the user, stores a refresh token, signs a JWT |
 | activate_wrong | the same route with wrong codes on random pending OTPs (401, then 429 once an OTP's attempts are spent) |
 | refresh | \`POST /v1/apps/{app}/tokens/refresh\`, each token rotated once |
-| login | \`POST /v1/apps/{app}/login/otp\`: quota checks, OTP stored, message signed and POSTed by libcurl to a local webhook sink (\`otpd bench-sink\`, raw NIO, on the same two cores) |
+| login | \`POST /v1/apps/{app}/login/otp\`: quota checks, OTP stored, message signed and POSTed by libcurl to a local webhook sink (\`otpd-bench sink\`, raw NIO, on the same two cores) |
 
 Targets (issue 5): activate and refresh ≥ 0.5 × echo, login ≥ 0.3 × echo, p99 ≤ 10 ms at 64
 connections, ≤ 400 bytes of Redis memory per pending login, otpd RSS ≤ 100 MB, no 5xx or

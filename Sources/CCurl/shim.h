@@ -3,8 +3,8 @@
 
 #include <curl/curl.h>
 
-/* curl_easy_setopt, curl_easy_getinfo and curl_multi_setopt are variadic: Swift cannot call
-   them. One typed accessor per argument type, nothing more. */
+/* curl_easy_setopt and curl_easy_getinfo are variadic: Swift cannot call them. One typed
+   accessor per argument type that otpd passes, nothing more. */
 
 /* CURL_GLOBAL_DEFAULT is a macro of macros Swift cannot import. */
 static inline CURLcode otpd_curl_global_init(void) {
@@ -31,14 +31,6 @@ static inline CURLcode otpd_curl_easy_setopt_data_callback(CURL *handle, CURLopt
 
 static inline CURLcode otpd_curl_easy_getinfo_long(CURL *handle, CURLINFO info, long *value) {
     return curl_easy_getinfo(handle, info, value);
-}
-
-static inline CURLcode otpd_curl_easy_getinfo_pointer(CURL *handle, CURLINFO info, void **value) {
-    return curl_easy_getinfo(handle, info, value);
-}
-
-static inline CURLMcode otpd_curl_multi_setopt_long(CURLM *multi, CURLMoption option, long value) {
-    return curl_multi_setopt(multi, option, value);
 }
 
 #endif

@@ -52,7 +52,7 @@ public struct TwilioProvider: DeliveryProvider {
     let policy: GatewayPolicy
 
     public init(baseURL: String, accountSID: String, authToken: String, from: String, policy: GatewayPolicy) {
-        self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
+        self.baseURL = baseURL.withoutTrailingSlash
         self.accountSID = accountSID
         self.authToken = authToken
         self.from = from
@@ -91,7 +91,7 @@ public struct TelegramProvider: DeliveryProvider {
     let policy: GatewayPolicy
 
     public init(apiBaseURL: String, botToken: String, policy: GatewayPolicy) {
-        self.apiBaseURL = apiBaseURL.hasSuffix("/") ? String(apiBaseURL.dropLast()) : apiBaseURL
+        self.apiBaseURL = apiBaseURL.withoutTrailingSlash
         self.botToken = botToken
         self.policy = policy
     }
@@ -206,19 +206,22 @@ enum FormEncoding {
         fields.map { "\(percentEncode($0.0))=\(percentEncode($0.1))" }.joined(separator: "&")
     }
 
+    /// Every byte but RFC 3986's unreserved characters as `%XX`.
     static func percentEncode(_ text: String) -> String {
-        var out = ""
+        let hexDigits = Array("0123456789ABCDEF".utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity(text.utf8.count)
         for byte in text.utf8 {
             switch byte {
             case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
                 UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"),
                 UInt8(ascii: "~"):
-                out.unicodeScalars.append(UnicodeScalar(byte))
+                out.append(byte)
             default:
-                out += "%" + String(byte, radix: 16, uppercase: true).leftPadded(to: 2)
+                out += [UInt8(ascii: "%"), hexDigits[Int(byte >> 4)], hexDigits[Int(byte & 0x0f)]]
             }
         }
-        return out
+        return String(decoding: out, as: UTF8.self)
     }
 }
 
@@ -240,7 +243,8 @@ enum XML {
 }
 
 extension String {
-    func leftPadded(to width: Int) -> String {
-        count >= width ? self : String(repeating: "0", count: width - count) + self
+    /// A base URL without its trailing `/`, so that paths can be appended with one.
+    var withoutTrailingSlash: String {
+        hasSuffix("/") ? String(dropLast()) : self
     }
 }

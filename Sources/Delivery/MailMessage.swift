@@ -18,7 +18,7 @@ struct MailMessage {
     var date = Date()
 
     func rfc5322() throws(HeaderInjection) -> [UInt8] {
-        for (name, value) in [("From", from), ("To", to), ("Subject", subject)] where value.contains(where: { $0 == "\r" || $0 == "\n" || $0 == "\r\n" }) {
+        for (name, value) in [("From", from), ("To", to), ("Subject", subject)] where value.contains(where: \.isNewline) {
             throw HeaderInjection(reason: "the \(name) header holds a line break")
         }
         let domain = from.split(separator: "@").last.map(String.init) ?? "otpd.invalid"

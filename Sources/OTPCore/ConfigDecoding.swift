@@ -27,6 +27,17 @@ extension KeyedDecodingContainer {
     func value<T: Decodable>(_ key: Key, default value: @autoclosure () -> T) throws -> T {
         try decodeIfPresent(T.self, forKey: key) ?? value()
     }
+
+    /// A string that must be present (else `keyNotFound`: "is required") and not empty, as a
+    /// `${VAR:-}` left unset would make it.
+    func nonEmptyString(_ key: Key) throws -> String {
+        let value = try decode(String.self, forKey: key)
+        guard !value.isEmpty else {
+            throw DecodingError.dataCorruptedError(
+                forKey: key, in: self, debugDescription: "is empty (set it, or the environment variable it names)")
+        }
+        return value
+    }
 }
 
 /// A configuration problem, with the dotted path of the key it concerns.

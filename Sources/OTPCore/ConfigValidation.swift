@@ -12,15 +12,15 @@ extension Configuration {
         func require(_ condition: Bool, _ key: String, _ message: String) throws(ConfigurationError) {
             if !condition { throw ConfigurationError(key: key, message) }
         }
+        func placeholder(_ value: String, _ key: String) throws(ConfigurationError) {
+            guard value.hasPrefix(Self.insecurePrefix) else { return }
+            try require(mode == .development, key, "is a development placeholder; refused unless mode is development")
+            warnings.append("\(key) is a development placeholder: never use this configuration in production")
+        }
         func secret(_ value: String, _ key: String, minBytes: Int) throws(ConfigurationError) {
             try require(!value.isEmpty, key, "is empty (set it, or the environment variable it names)")
             try require(value.utf8.count >= minBytes, key, "must be at least \(minBytes) bytes long")
-            if value.hasPrefix(Self.insecurePrefix) {
-                try require(
-                    mode == .development, key,
-                    "is a development placeholder; refused unless mode is development")
-                warnings.append("\(key) is a development placeholder: never use this configuration in production")
-            }
+            try placeholder(value, key)
         }
 
         try require(
@@ -61,26 +61,40 @@ extension Configuration {
         for channel in Channel.allCases {
             guard let gateway = delivery.gateway(for: channel) else { continue }
             let key = "delivery.\(channel.rawValue)"
-            for (field, value) in gateway.requiredKeys {
+            func webURL(_ value: String, _ field: String) throws(ConfigurationError) {
                 try require(
-                    !(value ?? "").isEmpty, "\(key).\(field.stringValue)",
-                    "is required for provider \(gateway.provider.rawValue)")
+                    value.hasPrefix("http://") || value.hasPrefix("https://"), "\(key).\(field)",
+                    "'\(value)' must be an http:// or https:// URL")
             }
-            for (field, value) in [
-                (Gateway.CodingKeys.baseURL, gateway.baseURL), (.apiBaseURL, gateway.apiBaseURL), (.url, gateway.url),
-            ] {
-                if let value {
-                    try require(
-                        value.hasPrefix("http://") || value.hasPrefix("https://"), "\(key).\(field.stringValue)",
-                        "'\(value)' must be an http:// or https:// URL")
+            func carries(_ channels: Set<Channel>) throws(ConfigurationError) {
+                try require(
+                    channels.contains(channel), "\(key).provider",
+                    "\(gateway.provider.rawValue) carries \(channels.map(\.rawValue).sorted().joined(separator: " and ")), "
+                        + "not \(channel.rawValue)")
+            }
+            switch gateway {
+            case .twilio(let twilio):
+                try carries([.sms, .call])
+                try webURL(twilio.baseURL, "base_url")
+                try placeholder(twilio.authToken, "\(key).auth_token")
+            case .smtp(let smtp):
+                try carries([.email])
+                try require(
+                    smtp.smtpURL.hasPrefix("smtp://") || smtp.smtpURL.hasPrefix("smtps://"), "\(key).smtp_url",
+                    "'\(smtp.smtpURL)' must be an smtp:// or smtps:// URL")
+                if let password = smtp.password { try placeholder(password, "\(key).password") }
+            case .telegram(let telegram):
+                try carries([.telegram])
+                try webURL(telegram.apiBaseURL, "api_base_url")
+                try placeholder(telegram.botToken, "\(key).bot_token")
+                if let webhookSecret = telegram.webhookSecret { try placeholder(webhookSecret, "\(key).webhook_secret") }
+                if let codeLifetime = telegram.codeLifetime {
+                    try require((1...86400).contains(codeLifetime), "\(key).code_lifetime", "must be 1-86400")
                 }
-            }
-            if let smtp = gateway.smtpURL {
-                try require(
-                    smtp.hasPrefix("smtp://") || smtp.hasPrefix("smtps://"), "\(key).smtp_url",
-                    "'\(smtp)' must be an smtp:// or smtps:// URL")
-            }
-            if gateway.provider == .log {
+            case .webhook(let webhook):
+                try webURL(webhook.url, "url")
+                try placeholder(webhook.secret, "\(key).secret")
+            case .log:
                 try require(
                     mode == .development, "\(key).provider",
                     "the log provider writes codes to the log; refused unless mode is development")
@@ -131,7 +145,7 @@ extension Configuration {
             for (language, templates) in app.templates {
                 // The subject becomes a mail header: a line break in it could inject headers.
                 try require(
-                    !templates.emailSubject.contains(where: { $0 == "\r" || $0 == "\n" || $0 == "\r\n" }),
+                    !templates.emailSubject.contains(where: \.isNewline),
                     "\(key).templates.\(language).email_subject", "must not contain a line break")
             }
         }

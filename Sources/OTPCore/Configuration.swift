@@ -148,63 +148,138 @@ public struct Configuration: Sendable, Decodable {
         }
     }
 
-    /// One channel's gateway. Which keys are required depends on `provider`.
-    public struct Gateway: Sendable, Decodable {
-        public enum Provider: String, Sendable, Decodable { case twilio, smtp, telegram, webhook, log }
-        public var provider: Provider
-        public var baseURL: String?
-        public var accountSID: String?
-        public var authToken: String?
-        public var from: String?
-        public var smtpURL: String?
-        public var username: String?
-        public var password: String?
-        public var apiBaseURL: String?
-        public var botToken: String?
-        public var webhookSecret: String?
-        public var codeLifetime: Int?
-        public var url: String?
-        public var secret: String?
+    /// One channel's gateway: a provider and exactly the keys that provider takes.
+    ///
+    /// Decoding reads `provider`, then that provider's own type with strict keys: a key of
+    /// another provider is an error naming it, a missing required key is `is required`, and
+    /// a required key left empty is `is empty`. Defaults live in the provider's type.
+    public enum Gateway: Sendable, Decodable {
+        /// SMS and voice calls through Twilio's REST API.
+        case twilio(Twilio)
+        /// Email through an SMTP server.
+        case smtp(SMTP)
+        /// The Telegram Bot API's sendMessage.
+        case telegram(Telegram)
+        /// Any channel, as a signed JSON POST to an endpoint of your own.
+        case webhook(Webhook)
+        /// Development only: the message, code included, goes to the log.
+        case log
 
-        enum CodingKeys: String, CodingKey, CaseIterable {
-            case provider, from, username, password, url, secret
-            case baseURL = "base_url"
-            case accountSID = "account_sid"
-            case authToken = "auth_token"
-            case smtpURL = "smtp_url"
-            case apiBaseURL = "api_base_url"
-            case botToken = "bot_token"
-            case webhookSecret = "webhook_secret"
-            case codeLifetime = "code_lifetime"
+        public enum Provider: String, Sendable, Decodable { case twilio, smtp, telegram, webhook, log }
+
+        public var provider: Provider {
+            switch self {
+            case .twilio: .twilio
+            case .smtp: .smtp
+            case .telegram: .telegram
+            case .webhook: .webhook
+            case .log: .log
+            }
         }
+
+        private enum ProviderKey: String, CodingKey { case provider }
+        private enum LogKeys: String, CodingKey, CaseIterable { case provider }
 
         public init(from decoder: any Decoder) throws {
-            try decoder.rejectUnknownKeys(CodingKeys.self)
-            let c = try decoder.container(keyedBy: CodingKeys.self)
-            provider = try c.decode(Provider.self, forKey: .provider)
-            baseURL = try c.decodeIfPresent(String.self, forKey: .baseURL)
-            accountSID = try c.decodeIfPresent(String.self, forKey: .accountSID)
-            authToken = try c.decodeIfPresent(String.self, forKey: .authToken)
-            from = try c.decodeIfPresent(String.self, forKey: .from)
-            smtpURL = try c.decodeIfPresent(String.self, forKey: .smtpURL)
-            username = try c.decodeIfPresent(String.self, forKey: .username)
-            password = try c.decodeIfPresent(String.self, forKey: .password)
-            apiBaseURL = try c.decodeIfPresent(String.self, forKey: .apiBaseURL)
-            botToken = try c.decodeIfPresent(String.self, forKey: .botToken)
-            webhookSecret = try c.decodeIfPresent(String.self, forKey: .webhookSecret)
-            codeLifetime = try c.decodeIfPresent(Int.self, forKey: .codeLifetime)
-            url = try c.decodeIfPresent(String.self, forKey: .url)
-            secret = try c.decodeIfPresent(String.self, forKey: .secret)
+            switch try decoder.container(keyedBy: ProviderKey.self).decode(Provider.self, forKey: .provider) {
+            case .twilio: self = .twilio(try Twilio(from: decoder))
+            case .smtp: self = .smtp(try SMTP(from: decoder))
+            case .telegram: self = .telegram(try Telegram(from: decoder))
+            case .webhook: self = .webhook(try Webhook(from: decoder))
+            case .log:
+                try decoder.rejectUnknownKeys(LogKeys.self)
+                self = .log
+            }
         }
 
-        /// The keys a provider cannot work without.
-        var requiredKeys: [(CodingKeys, String?)] {
-            switch provider {
-            case .twilio: return [(.accountSID, accountSID), (.authToken, authToken), (.from, from)]
-            case .smtp: return [(.smtpURL, smtpURL), (.from, from)]
-            case .telegram: return [(.botToken, botToken)]
-            case .webhook: return [(.url, url), (.secret, secret)]
-            case .log: return []
+        public struct Twilio: Sendable, Decodable {
+            public static let defaultBaseURL = "https://api.twilio.com"
+            public var baseURL: String
+            public var accountSID: String
+            public var authToken: String
+            /// A Twilio number (or, for SMS, a Messaging Service's sender).
+            public var from: String
+
+            enum CodingKeys: String, CodingKey, CaseIterable {
+                case provider, from
+                case baseURL = "base_url"
+                case accountSID = "account_sid"
+                case authToken = "auth_token"
+            }
+
+            public init(from decoder: any Decoder) throws {
+                try decoder.rejectUnknownKeys(CodingKeys.self)
+                let c = try decoder.container(keyedBy: CodingKeys.self)
+                baseURL = try c.value(.baseURL, default: Self.defaultBaseURL)
+                accountSID = try c.nonEmptyString(.accountSID)
+                authToken = try c.nonEmptyString(.authToken)
+                from = try c.nonEmptyString(.from)
+            }
+        }
+
+        public struct SMTP: Sendable, Decodable {
+            /// `smtp://host:port` (STARTTLS when offered) or `smtps://host:port`.
+            public var smtpURL: String
+            /// The envelope sender and the `From` header.
+            public var from: String
+            /// Absent or empty for a relay that needs no authentication.
+            public var username: String?
+            public var password: String?
+
+            enum CodingKeys: String, CodingKey, CaseIterable {
+                case provider, from, username, password
+                case smtpURL = "smtp_url"
+            }
+
+            public init(from decoder: any Decoder) throws {
+                try decoder.rejectUnknownKeys(CodingKeys.self)
+                let c = try decoder.container(keyedBy: CodingKeys.self)
+                smtpURL = try c.nonEmptyString(.smtpURL)
+                from = try c.nonEmptyString(.from)
+                username = try c.decodeIfPresent(String.self, forKey: .username)
+                password = try c.decodeIfPresent(String.self, forKey: .password)
+            }
+        }
+
+        public struct Telegram: Sendable, Decodable {
+            public static let defaultAPIBaseURL = "https://api.telegram.org"
+            public var apiBaseURL: String
+            public var botToken: String
+            /// For the bot's webhook (`POST /telegram/webhook`): accepted, not yet used.
+            public var webhookSecret: String?
+            /// Seconds a code sent by the bot stays valid: accepted, not yet used.
+            public var codeLifetime: Int?
+
+            enum CodingKeys: String, CodingKey, CaseIterable {
+                case provider
+                case apiBaseURL = "api_base_url"
+                case botToken = "bot_token"
+                case webhookSecret = "webhook_secret"
+                case codeLifetime = "code_lifetime"
+            }
+
+            public init(from decoder: any Decoder) throws {
+                try decoder.rejectUnknownKeys(CodingKeys.self)
+                let c = try decoder.container(keyedBy: CodingKeys.self)
+                apiBaseURL = try c.value(.apiBaseURL, default: Self.defaultAPIBaseURL)
+                botToken = try c.nonEmptyString(.botToken)
+                webhookSecret = try c.decodeIfPresent(String.self, forKey: .webhookSecret)
+                codeLifetime = try c.decodeIfPresent(Int.self, forKey: .codeLifetime)
+            }
+        }
+
+        public struct Webhook: Sendable, Decodable {
+            public var url: String
+            /// The HMAC-SHA256 key that signs each body.
+            public var secret: String
+
+            enum CodingKeys: String, CodingKey, CaseIterable { case provider, url, secret }
+
+            public init(from decoder: any Decoder) throws {
+                try decoder.rejectUnknownKeys(CodingKeys.self)
+                let c = try decoder.container(keyedBy: CodingKeys.self)
+                url = try c.nonEmptyString(.url)
+                secret = try c.nonEmptyString(.secret)
             }
         }
     }

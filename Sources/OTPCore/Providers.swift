@@ -2,31 +2,34 @@ public import Delivery
 public import Logging
 
 extension Configuration {
-    /// The gateway of each configured channel. `validate()` has checked the required keys.
+    /// The delivery provider of each channel that has a gateway.
     public func deliveryProviders(logger: Logger) -> [Channel: any DeliveryProvider] {
         let policy = GatewayPolicy(timeoutMilliseconds: delivery.timeoutMilliseconds, retries: delivery.retries)
         var providers: [Channel: any DeliveryProvider] = [:]
         for channel in Channel.allCases {
             guard let gateway = delivery.gateway(for: channel) else { continue }
-            switch gateway.provider {
-            case .log:
-                providers[channel] = LogProvider(logger: logger)
-            case .twilio:
-                providers[channel] = TwilioProvider(
-                    baseURL: gateway.baseURL ?? "https://api.twilio.com", accountSID: gateway.accountSID ?? "",
-                    authToken: gateway.authToken ?? "", from: gateway.from ?? "", policy: policy)
-            case .smtp:
-                providers[channel] = SMTPProvider(
-                    url: gateway.smtpURL ?? "", from: gateway.from ?? "", username: gateway.username,
-                    password: gateway.password, policy: policy)
-            case .telegram:
-                providers[channel] = TelegramProvider(
-                    apiBaseURL: gateway.apiBaseURL ?? "https://api.telegram.org", botToken: gateway.botToken ?? "",
-                    policy: policy)
-            case .webhook:
-                providers[channel] = WebhookProvider(url: gateway.url ?? "", secret: gateway.secret ?? "", policy: policy)
-            }
+            providers[channel] = gateway.deliveryProvider(policy: policy, logger: logger)
         }
         return providers
+    }
+}
+
+extension Configuration.Gateway {
+    /// The provider that carries messages as this gateway describes.
+    public func deliveryProvider(policy: GatewayPolicy, logger: Logger) -> any DeliveryProvider {
+        switch self {
+        case .twilio(let twilio):
+            TwilioProvider(
+                baseURL: twilio.baseURL, accountSID: twilio.accountSID, authToken: twilio.authToken, from: twilio.from,
+                policy: policy)
+        case .smtp(let smtp):
+            SMTPProvider(url: smtp.smtpURL, from: smtp.from, username: smtp.username, password: smtp.password, policy: policy)
+        case .telegram(let telegram):
+            TelegramProvider(apiBaseURL: telegram.apiBaseURL, botToken: telegram.botToken, policy: policy)
+        case .webhook(let webhook):
+            WebhookProvider(url: webhook.url, secret: webhook.secret, policy: policy)
+        case .log:
+            LogProvider(logger: logger)
+        }
     }
 }

@@ -6,9 +6,11 @@ import RedisClient
 /// Assembles otpd: the Redis client (a service that starts before the server and stops after
 /// it), the router with its middleware, and one controller per API surface.
 ///
-/// `benchRoutes` adds `POST /bench/echo` and `POST /bench/sink` for `scripts/bench.sh`.
+/// `extraRoutes` may add routes to the router after otpd's own, behind the same middleware;
+/// the shipped `otpd` adds none (`otpd-bench serve` adds its echo route).
 public func buildApplication(
-    configuration: Configuration, logger: Logger, benchRoutes: Bool = false
+    configuration: Configuration, logger: Logger,
+    extraRoutes: (Router<OTPRequestContext>) -> Void = { _ in }
 ) throws -> some ApplicationProtocol {
     let redisConfiguration = try RedisConfiguration(
         url: configuration.redis.url,
@@ -25,7 +27,7 @@ public func buildApplication(
         providers: configuration.deliveryProviders(logger: deliveryLogger), logger: logger,
         onDelivery: metrics.recordDelivery)
     let router = buildRouter(configuration: configuration, redis: redis, engine: engine, metrics: metrics)
-    if benchRoutes { BenchController().addRoutes(to: router) }
+    extraRoutes(router)
     var app = Application(
         router: router,
         configuration: .init(

@@ -18,7 +18,7 @@ struct OTPD: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "otpd",
         abstract: "A self-hosted one-time-passcode service.",
-        subcommands: [Serve.self, CheckConfig.self, Lua.self, BenchSink.self],
+        subcommands: [Serve.self, CheckConfig.self, Lua.self],
         defaultSubcommand: Serve.self)
 
     static func main() async {
@@ -53,9 +53,6 @@ struct Serve: AsyncParsableCommand {
 
     @OptionGroup var options: ConfigOption
 
-    @Flag(help: "Also serve POST /bench/echo and /bench/sink, for scripts/bench.sh.")
-    var benchRoutes = false
-
     func run() async throws {
         let (configuration, warnings, path) = try options.load()
         let level = Logger.Level(rawValue: configuration.logLevel) ?? .info
@@ -76,7 +73,7 @@ struct Serve: AsyncParsableCommand {
                 "config": "\(path)", "address": "\(configuration.server.host):\(configuration.server.port)",
                 "apps": "\(configuration.apps.map(\.id).joined(separator: ","))",
             ])
-        let app = try buildApplication(configuration: configuration, logger: logger, benchRoutes: benchRoutes)
+        let app = try buildApplication(configuration: configuration, logger: logger)
         try await app.runService()
     }
 }

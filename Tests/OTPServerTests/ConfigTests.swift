@@ -101,6 +101,47 @@ struct ConfigTests {
         #expect(configError(minimalYAML + "\nsurfaces: {hub: {app: ghost}}")?.hasPrefix("surfaces.hub.app: no app has the id 'ghost'") == true)
     }
 
+    /// `minimalYAML` with `gateway` for `channel` (in place of its webhook for email).
+    func withGateway(_ channel: String, _ gateway: String) -> String {
+        let email = #"  email: {provider: webhook, url: "http://127.0.0.1:9/hook", secret: "webhook-secret-0123456789"}"#
+        return channel == "email"
+            ? minimalYAML.replacingOccurrences(of: email, with: "  email: \(gateway)")
+            : minimalYAML.replacingOccurrences(of: "delivery:\n", with: "delivery:\n  \(channel): \(gateway)\n")
+    }
+
+    @Test func eachProviderTakesItsOwnKeys() throws {
+        let twilio = #"{provider: twilio, account_sid: AC1, auth_token: "t0ken", from: "+15005550006"}"#
+        let (c, _) = try ConfigLoader.parse(withGateway("sms", twilio), environment: [:])
+        guard case .twilio(let sms) = c.delivery.sms else {
+            Issue.record("delivery.sms is not a twilio gateway")
+            return
+        }
+        #expect(sms.baseURL == "https://api.twilio.com" && sms.accountSID == "AC1" && sms.authToken == "t0ken")
+        let telegram = try ConfigLoader.parse(withGateway("telegram", "{provider: telegram, bot_token: \"1:A\"}"), environment: [:])
+        guard case .telegram(let bot) = telegram.0.delivery.telegram else {
+            Issue.record("delivery.telegram is not a telegram gateway")
+            return
+        }
+        #expect(bot.apiBaseURL == "https://api.telegram.org" && bot.botToken == "1:A" && bot.webhookSecret == nil)
+
+        // The decoder, from the provider's own type, says what is missing or does not belong.
+        #expect(configError(withGateway("sms", #"{provider: twilio, auth_token: "t", from: "+15005550006"}"#)) == "delivery.sms.account_sid: is required")
+        #expect(configError(withGateway("sms", #"{provider: twilio, account_sid: AC1, auth_token: "", from: "+1"}"#))?.hasPrefix("delivery.sms.auth_token: is empty") == true)
+        #expect(configError(withGateway("sms", "{account_sid: AC1}")) == "delivery.sms.provider: is required")
+        #expect(configError(withGateway("email", #"{provider: smtp, smtp_url: "smtp://127.0.0.1:25", from: "a@example.com", account_sid: AC1}"#))?.hasPrefix("delivery.email.account_sid: unknown key") == true)
+        #expect(configError(withGateway("email", #"{provider: smtp, from: "a@example.com"}"#)) == "delivery.email.smtp_url: is required")
+        #expect(configError(withGateway("telegram", "{provider: telegram}")) == "delivery.telegram.bot_token: is required")
+        #expect(configError(withGateway("sms", "{provider: webhook, url: \"http://127.0.0.1:9/\"}")) == "delivery.sms.secret: is required")
+        #expect(configError(withGateway("sms", "{provider: log, url: \"http://127.0.0.1:9/\"}"))?.hasPrefix("delivery.sms.url: unknown key") == true)
+        #expect(configError(withGateway("sms", "{provider: pigeon}"))?.hasPrefix("delivery.sms.provider:") == true)
+
+        // What types cannot say: schemes, the channels a provider carries, placeholder secrets.
+        #expect(configError(withGateway("sms", #"{provider: twilio, base_url: "ftp://x", account_sid: AC1, auth_token: "t", from: "+1"}"#))?.hasPrefix("delivery.sms.base_url: 'ftp://x' must be an http:// or https:// URL") == true)
+        #expect(configError(withGateway("email", #"{provider: smtp, smtp_url: "http://mail", from: "a@example.com"}"#))?.hasPrefix("delivery.email.smtp_url:") == true)
+        #expect(configError(withGateway("email", twilio)) == "delivery.email.provider: twilio carries call and sms, not email")
+        #expect(configError(withGateway("sms", #"{provider: twilio, account_sid: AC1, auth_token: "insecure-t", from: "+1"}"#))?.hasPrefix("delivery.sms.auth_token: is a development placeholder") == true)
+    }
+
     @Test func productionRefusesDevelopmentSecretsAndTheLogGateway() throws {
         let production = try shippedConfigText().replacingOccurrences(of: "mode: development", with: "mode: production")
         #expect(configError(production)?.contains("development placeholder") == true)

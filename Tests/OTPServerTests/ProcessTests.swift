@@ -5,12 +5,15 @@ import RedisClient
 import Testing
 
 /// The built `otpd` binary (scripts/test.sh builds it before the tests run).
-func otpdBinary() throws -> URL {
-    for candidate in [".build/debug/otpd", ".build/x86_64-unknown-linux-gnu/debug/otpd", ".build/aarch64-unknown-linux-gnu/debug/otpd"] {
-        let url = repositoryRoot.appendingPathComponent(candidate)
+func otpdBinary() throws -> URL { try builtBinary("otpd") }
+
+/// A built executable of this package, by product name.
+func builtBinary(_ name: String) throws -> URL {
+    for directory in [".build/debug", ".build/x86_64-unknown-linux-gnu/debug", ".build/aarch64-unknown-linux-gnu/debug"] {
+        let url = repositoryRoot.appendingPathComponent("\(directory)/\(name)")
         if FileManager.default.isExecutableFile(atPath: url.path) { return url }
     }
-    throw NSError(domain: "otpd", code: 1, userInfo: [NSLocalizedDescriptionKey: "otpd binary not built (run swift build)"])
+    throw NSError(domain: "otpd", code: 1, userInfo: [NSLocalizedDescriptionKey: "\(name) binary not built (run swift build)"])
 }
 
 let shippedConfigPath = repositoryRoot.appendingPathComponent("config/otpd.yaml").path
@@ -25,6 +28,21 @@ struct ProcessResult {
 func runOTPD(_ arguments: [String], environment: [String: String] = [:]) async throws -> ProcessResult {
     let binary = try otpdBinary()
     return await onOwnThread { blockingRunOTPD(binary: binary, arguments, environment: environment) }
+}
+
+/// Starts `otpd-bench` with `arguments` on a free port and waits until it accepts connections.
+func startOTPDBench(_ subcommand: String) async throws -> (ChildProcess, port: Int) {
+    let port = freePort()
+    let process = try ChildProcess(try builtBinary("otpd-bench").path, [subcommand, "--port", String(port)])
+    for _ in 0..<100 {
+        if let fd = connectLoopback(port: port) {
+            close(fd)
+            return (process, port)
+        }
+        try await Task.sleep(for: .milliseconds(50))
+    }
+    process.terminate()
+    throw NSError(domain: "otpd", code: 1, userInfo: [NSLocalizedDescriptionKey: "otpd-bench \(subcommand) did not start"])
 }
 
 func blockingRunOTPD(binary: URL, _ arguments: [String], environment: [String: String]) -> ProcessResult {
@@ -51,7 +69,12 @@ func writeTemporaryConfig(_ text: String) throws -> String {
 /// pool (two threads here) would stall every other test, and Dispatch's pool may start a
 /// request late — after the SIGTERM it was meant to precede.
 func httpGet(port: Int, path: String) async -> (status: Int, body: String)? {
-    await onOwnThread { blockingHTTPGet(port: port, path: path) }
+    await onOwnThread { blockingHTTPRequest(port: port, "GET \(path)") }
+}
+
+/// One HTTP/1.1 POST of a JSON body, like `httpGet`.
+func httpPost(port: Int, path: String, json: String) async -> (status: Int, body: String)? {
+    await onOwnThread { blockingHTTPRequest(port: port, "POST \(path)", json: json) }
 }
 
 /// Runs blocking `work` on a new thread and awaits its result.
@@ -61,10 +84,16 @@ func onOwnThread<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
     }
 }
 
-func blockingHTTPGet(port: Int, path: String) -> (status: Int, body: String)? {
+/// `requestLine` is the method and path, e.g. `GET /healthz`.
+func blockingHTTPRequest(port: Int, _ requestLine: String, json: String? = nil) -> (status: Int, body: String)? {
     guard let fd = connectLoopback(port: port) else { return nil }
     defer { close(fd) }
-    let request = "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    var request = "\(requestLine) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+    if let json {
+        request += "Content-Type: application/json\r\nContent-Length: \(json.utf8.count)\r\n\r\n\(json)"
+    } else {
+        request += "\r\n"
+    }
     _ = request.withCString { send(fd, $0, strlen($0), 0) }
     var data = [UInt8]()
     var chunk = [UInt8](repeating: 0, count: 4096)
@@ -109,6 +138,30 @@ struct ProcessTests {
         let result = try await runOTPD(["check-config"], environment: ["OTPD_CONFIG": "/nonexistent/from-env.yaml"])
         #expect(result.status != 0)
         #expect(result.output.contains("from-env.yaml"))
+    }
+
+    /// Bench routes and servers live in otpd-bench; the shipped binary knows none of them.
+    @Test func theShippedBinaryHasNoBenchSurface() async throws {
+        let flag = try await runOTPD(["serve", "--config", shippedConfigPath, "--bench-routes"])
+        #expect(flag.status != 0)
+        #expect(flag.output.contains("--bench-routes"), "\(flag.output)")
+        let sink = try await runOTPD(["bench-sink", "--port", String(freePort())])
+        #expect(sink.status != 0)
+    }
+
+    @Test func benchBareEchoAndSinkAnswer() async throws {
+        let body = #"{"otp":"123456","otp_id":"0123456789abcdef01234567.a"}"#
+        let (echo, echoPort) = try await startOTPDBench("bare-echo")
+        defer { echo.terminate() }
+        let echoed = await httpPost(port: echoPort, path: "/bench/echo", json: body)
+        #expect(echoed?.status == 200)
+        let json = try #require(try JSONSerialization.jsonObject(with: Data((echoed?.body ?? "").utf8)) as? [String: String])
+        #expect(json == ["otp_id": "0123456789abcdef01234567.a", "otp": "123456"])
+        #expect(await httpPost(port: echoPort, path: "/bench/echo", json: #"{"otp":1}"#)?.status == 400)
+
+        let (sink, sinkPort) = try await startOTPDBench("sink")
+        defer { sink.terminate() }
+        #expect(await httpPost(port: sinkPort, path: "/anything", json: body)?.status == 200)
     }
 
     /// SIGTERM while requests are in flight: they all finish with 200, then otpd exits 0.
