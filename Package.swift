@@ -152,7 +152,7 @@ let package = Package(
         ),
         .testTarget(
             name: "OTPCoreTests",
-            dependencies: ["OTPCore", "OTPTestSupport", "RedisClient"],
+            dependencies: ["OTPCore", "Delivery", "OTPTestSupport", "RedisClient"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -1,7 +1,11 @@
+/// The ways a code can reach a person; an app enables some of them, each has one gateway.
+public enum DeliveryChannel: String, Sendable, Hashable, Codable, CaseIterable {
+    case email, sms, call, telegram
+}
+
 /// One message to one recipient on one channel.
 public struct OutboundMessage: Sendable, Hashable {
-    public enum Channel: String, Sendable, Hashable { case email, sms, call, telegram }
-    public var channel: Channel
+    public var channel: DeliveryChannel
     /// An email address, an E.164 phone number or a Telegram chat id.
     public var to: String
     /// Email only.
@@ -10,7 +14,7 @@ public struct OutboundMessage: Sendable, Hashable {
     /// What the message is about (the otp_id), for correlating logs; never sent to the recipient.
     public var reference: String?
 
-    public init(channel: Channel, to: String, subject: String? = nil, text: String, reference: String? = nil) {
+    public init(channel: DeliveryChannel, to: String, subject: String? = nil, text: String, reference: String? = nil) {
         self.channel = channel
         self.to = to
         self.subject = subject

@@ -1,10 +1,6 @@
 import Foundation
 import OTPCrypto
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// One RFC 5322 message: `Date`, `Message-ID`, RFC 2047 subject, UTF-8 text in base64.
 struct MailMessage {
     struct HeaderInjection: Error {
@@ -24,7 +20,7 @@ struct MailMessage {
         let domain = from.split(separator: "@").last.map(String.init) ?? "otpd.invalid"
         let id = Base64URL.encode(SecureRandom.bytes(18))
         var lines = [
-            "Date: \(Self.rfc5322Date(date))",
+            "Date: \(UTCTime.rfc5322(Int(date.timeIntervalSince1970)))",
             "From: \(from)",
             "To: \(to)",
             "Subject: \(Self.encodedWord(subject))",
@@ -54,17 +50,5 @@ struct MailMessage {
         }
         if !chunk.isEmpty { words.append("=?UTF-8?B?\(Data(chunk).base64EncodedString())?=") }
         return words.joined(separator: "\r\n ")
-    }
-
-    /// `Sat, 21 Nov 2026 19:10:22 +0000`
-    static func rfc5322Date(_ date: Date) -> String {
-        var time = time_t(date.timeIntervalSince1970)
-        var parts = tm()
-        gmtime_r(&time, &parts)
-        let days = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
-        let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
-        func two(_ n: Int32) -> String { n < 10 ? "0\(n)" : "\(n)" }
-        return "\(days[Int(parts.tm_wday)]), \(two(parts.tm_mday)) \(months[Int(parts.tm_mon)]) \(parts.tm_year + 1900) "
-            + "\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec)) +0000"
     }
 }

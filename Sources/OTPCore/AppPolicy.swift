@@ -1,3 +1,4 @@
+import Delivery
 import OTPCrypto
 
 /// One app of the configuration, with what the engine derives from it once.
@@ -27,7 +28,7 @@ public struct AppPolicy: Sendable {
     }
 
     /// Renders the message for `channel` in `language` (falling back to the app's default).
-    func message(channel: Configuration.Channel, language: String?, code: String) -> (subject: String?, text: String) {
+    func message(channel: DeliveryChannel, language: String?, code: String) -> (subject: String?, text: String) {
         let templates =
             language.flatMap { config.templates[$0.lowercased()] ?? config.templates[String($0.lowercased().prefix(2))] }
             ?? config.templates[config.defaultLanguage] ?? Configuration.Templates()

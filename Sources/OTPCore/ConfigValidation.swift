@@ -1,3 +1,4 @@
+import Delivery
 import RedisClient
 
 extension Configuration {
@@ -8,26 +9,49 @@ extension Configuration {
     /// returns warnings (development secrets, the `log` gateway) for the log.
     @discardableResult
     public func validate() throws(ConfigurationError) -> [String] {
-        var warnings: [String] = []
-        func require(_ condition: Bool, _ key: String, _ message: String) throws(ConfigurationError) {
-            if !condition { throw ConfigurationError(key: key, message) }
-        }
-        func placeholder(_ value: String, _ key: String) throws(ConfigurationError) {
-            guard value.hasPrefix(Self.insecurePrefix) else { return }
-            try require(mode == .development, key, "is a development placeholder; refused unless mode is development")
-            warnings.append("\(key) is a development placeholder: never use this configuration in production")
-        }
-        func secret(_ value: String, _ key: String, minBytes: Int) throws(ConfigurationError) {
-            try require(!value.isEmpty, key, "is empty (set it, or the environment variable it names)")
-            try require(value.utf8.count >= minBytes, key, "must be at least \(minBytes) bytes long")
-            try placeholder(value, key)
-        }
-
-        try require(
+        var check = ConfigurationCheck(mode: mode)
+        try check.require(
             ["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(logLevel), "log_level",
             "must be one of trace, debug, info, notice, warning, error, critical")
+        try check.server(server)
+        try check.redis(redis)
+        try check.secret(security.pepper, "security.pepper", minBytes: 16)
+        try check.require(delivery.timeoutMilliseconds > 0, "delivery.timeout_ms", "must be positive")
+        try check.require((0...10).contains(delivery.retries), "delivery.retries", "must be 0-10")
+        for channel in DeliveryChannel.allCases {
+            if let gateway = delivery.gateway(for: channel) { try check.gateway(gateway, for: channel) }
+        }
+        var ids = Set<String>()
+        for (i, app) in apps.enumerated() {
+            try check.app(app, key: "apps[\(i)]", delivery: delivery, ids: &ids)
+        }
+        try check.surfaces(surfaces, appIDs: ids)
+        return check.warnings
+    }
+}
 
-        // server
+/// The checks of `Configuration.validate()`, one section each, and the warnings they collect.
+struct ConfigurationCheck {
+    let mode: Configuration.Mode
+    var warnings: [String] = []
+
+    func require(_ condition: Bool, _ key: String, _ message: String) throws(ConfigurationError) {
+        if !condition { throw ConfigurationError(key: key, message) }
+    }
+
+    mutating func placeholder(_ value: String, _ key: String) throws(ConfigurationError) {
+        guard value.hasPrefix(Configuration.insecurePrefix) else { return }
+        try require(mode == .development, key, "is a development placeholder; refused unless mode is development")
+        warnings.append("\(key) is a development placeholder: never use this configuration in production")
+    }
+
+    mutating func secret(_ value: String, _ key: String, minBytes: Int) throws(ConfigurationError) {
+        try require(!value.isEmpty, key, "is empty (set it, or the environment variable it names)")
+        try require(value.utf8.count >= minBytes, key, "must be at least \(minBytes) bytes long")
+        try placeholder(value, key)
+    }
+
+    func server(_ server: Configuration.Server) throws(ConfigurationError) {
         try require(!server.host.isEmpty, "server.host", "is empty")
         try require((1...65535).contains(server.port), "server.port", "must be 1-65535, got \(server.port)")
         try require(server.maxBodyBytes > 0, "server.max_body_bytes", "must be positive")
@@ -35,122 +59,116 @@ extension Configuration {
             try require(
                 NetworkRange(proxy) != nil, "server.trusted_proxies[\(i)]",
                 "'\(proxy)' is not an IP address or CIDR range")
-        }
+    }
+    }
 
-        // redis
+    func redis(_ redis: Configuration.Redis) throws(ConfigurationError) {
         do {
             _ = try RedisConfiguration(url: redis.url)
         } catch {
             throw ConfigurationError(key: "redis.url", error.message)
+    }
+    try require(
+        redis.mode == .standalone, "redis.mode",
+        "cluster mode is not available in this version of otpd; use standalone")
+    try require(redis.timeoutMilliseconds > 0, "redis.timeout_ms", "must be positive")
+    try require((1...64).contains(redis.poolSize), "redis.pool_size", "must be 1-64")
+    try require(
+        !redis.keyPrefix.isEmpty && !redis.keyPrefix.contains(where: { "{} ".contains($0) }), "redis.key_prefix",
+        "must be non-empty and contain no braces or spaces (they would break hash tags)")
+    }
+
+    mutating func gateway(_ gateway: Configuration.Gateway, for channel: DeliveryChannel) throws(ConfigurationError) {
+        let key = "delivery.\(channel.rawValue)"
+        func webURL(_ value: String, _ field: String) throws(ConfigurationError) {
+            try require(
+                value.hasPrefix("http://") || value.hasPrefix("https://"), "\(key).\(field)",
+                "'\(value)' must be an http:// or https:// URL")
+        }
+        func carries(_ channels: Set<DeliveryChannel>) throws(ConfigurationError) {
+            try require(
+                channels.contains(channel), "\(key).provider",
+                "\(gateway.provider.rawValue) carries \(channels.map(\.rawValue).sorted().joined(separator: " and ")), "
+                    + "not \(channel.rawValue)")
+        }
+        switch gateway {
+        case .twilio(let twilio):
+            try carries([.sms, .call])
+            try webURL(twilio.baseURL, "base_url")
+            try placeholder(twilio.authToken, "\(key).auth_token")
+        case .smtp(let smtp):
+            try carries([.email])
+            try require(
+                smtp.smtpURL.hasPrefix("smtp://") || smtp.smtpURL.hasPrefix("smtps://"), "\(key).smtp_url",
+                "'\(smtp.smtpURL)' must be an smtp:// or smtps:// URL")
+            if let password = smtp.password { try placeholder(password, "\(key).password") }
+        case .telegram(let telegram):
+            try carries([.telegram])
+            try webURL(telegram.apiBaseURL, "api_base_url")
+            try placeholder(telegram.botToken, "\(key).bot_token")
+            if let webhookSecret = telegram.webhookSecret { try placeholder(webhookSecret, "\(key).webhook_secret") }
+            if let codeLifetime = telegram.codeLifetime {
+                try require((1...86400).contains(codeLifetime), "\(key).code_lifetime", "must be 1-86400")
+            }
+        case .webhook(let webhook):
+            try webURL(webhook.url, "url")
+            try placeholder(webhook.secret, "\(key).secret")
+        case .log:
+            try require(
+                mode == .development, "\(key).provider",
+                "the log provider writes codes to the log; refused unless mode is development")
+            warnings.append("\(key) uses the log provider: codes are written to the log")
+        }
+    }
+
+    mutating func app(
+        _ app: Configuration.App, key: String, delivery: Configuration.Delivery, ids: inout Set<String>
+    ) throws(ConfigurationError) {
+        try require(
+            !app.id.isEmpty && app.id.count <= 64
+                && app.id.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") }),
+            "\(key).id", "'\(app.id)' must be 1-64 letters, digits, '-' or '_'")
+        try require(ids.insert(app.id).inserted, "\(key).id", "'\(app.id)' is used by another app")
+        try require(!app.channels.isEmpty, "\(key).channels", "must name at least one channel")
+        for channel in app.channels {
+            try require(
+                delivery.gateway(for: channel) != nil, "\(key).channels",
+                "channel \(channel.rawValue) has no gateway under delivery.\(channel.rawValue)")
+        }
+        try require((4...12).contains(app.otp.length), "\(key).otp.length", "must be 4-12")
+        try require(app.otp.ttlSeconds > 0, "\(key).otp.ttl_seconds", "must be positive")
+        try require(app.otp.maxAttempts > 0, "\(key).otp.max_attempts", "must be positive")
+        try require(app.otp.resendCooldownSeconds >= 0, "\(key).otp.resend_cooldown_seconds", "must be 0 or more")
+        try require(app.limits.sendsPerIdentifierPerHour > 0, "\(key).limits.sends_per_identifier_per_hour", "must be positive")
+        try require(app.limits.sendsPerIPPerHour > 0, "\(key).limits.sends_per_ip_per_hour", "must be positive")
+        try require(
+            app.limits.failedAttemptsPerIdentifierPerHour > 0,
+            "\(key).limits.failed_attempts_per_identifier_per_hour", "must be positive")
+        try require(app.tokens.accessTTLSeconds > 0, "\(key).tokens.access_ttl_seconds", "must be positive")
+        try require(app.tokens.refreshTTLSeconds > 0, "\(key).tokens.refresh_ttl_seconds", "must be positive")
+        try require(!app.tokens.keys.isEmpty, "\(key).tokens.keys", "must list at least one key")
+        var kids = Set<String>()
+        for (k, tokenKey) in app.tokens.keys.enumerated() {
+            try require(!tokenKey.kid.isEmpty, "\(key).tokens.keys[\(k)].kid", "is empty")
+            try require(kids.insert(tokenKey.kid).inserted, "\(key).tokens.keys[\(k)].kid", "'\(tokenKey.kid)' is listed twice")
+            try secret(tokenKey.secret, "\(key).tokens.keys[\(k)].secret", minBytes: 32)
         }
         try require(
-            redis.mode == .standalone, "redis.mode",
-            "cluster mode is not available in this version of otpd; use standalone")
-        try require(redis.timeoutMilliseconds > 0, "redis.timeout_ms", "must be positive")
-        try require((1...64).contains(redis.poolSize), "redis.pool_size", "must be 1-64")
+            kids.contains(app.tokens.activeKid), "\(key).tokens.active_kid",
+            "'\(app.tokens.activeKid)' is not one of the listed keys")
+        try require(app.password.minLength >= 1, "\(key).password.min_length", "must be positive")
         try require(
-            !redis.keyPrefix.isEmpty && !redis.keyPrefix.contains(where: { "{} ".contains($0) }), "redis.key_prefix",
-            "must be non-empty and contain no braces or spaces (they would break hash tags)")
-
-        // security
-        try secret(security.pepper, "security.pepper", minBytes: 16)
-
-        // delivery
-        try require(delivery.timeoutMilliseconds > 0, "delivery.timeout_ms", "must be positive")
-        try require((0...10).contains(delivery.retries), "delivery.retries", "must be 0-10")
-        for channel in Channel.allCases {
-            guard let gateway = delivery.gateway(for: channel) else { continue }
-            let key = "delivery.\(channel.rawValue)"
-            func webURL(_ value: String, _ field: String) throws(ConfigurationError) {
-                try require(
-                    value.hasPrefix("http://") || value.hasPrefix("https://"), "\(key).\(field)",
-                    "'\(value)' must be an http:// or https:// URL")
-            }
-            func carries(_ channels: Set<Channel>) throws(ConfigurationError) {
-                try require(
-                    channels.contains(channel), "\(key).provider",
-                    "\(gateway.provider.rawValue) carries \(channels.map(\.rawValue).sorted().joined(separator: " and ")), "
-                        + "not \(channel.rawValue)")
-            }
-            switch gateway {
-            case .twilio(let twilio):
-                try carries([.sms, .call])
-                try webURL(twilio.baseURL, "base_url")
-                try placeholder(twilio.authToken, "\(key).auth_token")
-            case .smtp(let smtp):
-                try carries([.email])
-                try require(
-                    smtp.smtpURL.hasPrefix("smtp://") || smtp.smtpURL.hasPrefix("smtps://"), "\(key).smtp_url",
-                    "'\(smtp.smtpURL)' must be an smtp:// or smtps:// URL")
-                if let password = smtp.password { try placeholder(password, "\(key).password") }
-            case .telegram(let telegram):
-                try carries([.telegram])
-                try webURL(telegram.apiBaseURL, "api_base_url")
-                try placeholder(telegram.botToken, "\(key).bot_token")
-                if let webhookSecret = telegram.webhookSecret { try placeholder(webhookSecret, "\(key).webhook_secret") }
-                if let codeLifetime = telegram.codeLifetime {
-                    try require((1...86400).contains(codeLifetime), "\(key).code_lifetime", "must be 1-86400")
-                }
-            case .webhook(let webhook):
-                try webURL(webhook.url, "url")
-                try placeholder(webhook.secret, "\(key).secret")
-            case .log:
-                try require(
-                    mode == .development, "\(key).provider",
-                    "the log provider writes codes to the log; refused unless mode is development")
-                warnings.append("\(key) uses the log provider: codes are written to the log")
-            }
+            app.templates[app.defaultLanguage] != nil, "\(key).templates",
+            "has no templates for the default language '\(app.defaultLanguage)'")
+        for (language, templates) in app.templates {
+            // The subject becomes a mail header: a line break in it could inject headers.
+            try require(
+                !templates.emailSubject.contains(where: \.isNewline),
+                "\(key).templates.\(language).email_subject", "must not contain a line break")
         }
+    }
 
-        // apps
-        var ids = Set<String>()
-        for (i, app) in apps.enumerated() {
-            let key = "apps[\(i)]"
-            try require(
-                !app.id.isEmpty && app.id.count <= 64
-                    && app.id.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") }),
-                "\(key).id", "'\(app.id)' must be 1-64 letters, digits, '-' or '_'")
-            try require(ids.insert(app.id).inserted, "\(key).id", "'\(app.id)' is used by another app")
-            try require(!app.channels.isEmpty, "\(key).channels", "must name at least one channel")
-            for channel in app.channels {
-                try require(
-                    delivery.gateway(for: channel) != nil, "\(key).channels",
-                    "channel \(channel.rawValue) has no gateway under delivery.\(channel.rawValue)")
-            }
-            try require((4...12).contains(app.otp.length), "\(key).otp.length", "must be 4-12")
-            try require(app.otp.ttlSeconds > 0, "\(key).otp.ttl_seconds", "must be positive")
-            try require(app.otp.maxAttempts > 0, "\(key).otp.max_attempts", "must be positive")
-            try require(app.otp.resendCooldownSeconds >= 0, "\(key).otp.resend_cooldown_seconds", "must be 0 or more")
-            try require(app.limits.sendsPerIdentifierPerHour > 0, "\(key).limits.sends_per_identifier_per_hour", "must be positive")
-            try require(app.limits.sendsPerIPPerHour > 0, "\(key).limits.sends_per_ip_per_hour", "must be positive")
-            try require(
-                app.limits.failedAttemptsPerIdentifierPerHour > 0,
-                "\(key).limits.failed_attempts_per_identifier_per_hour", "must be positive")
-            try require(app.tokens.accessTTLSeconds > 0, "\(key).tokens.access_ttl_seconds", "must be positive")
-            try require(app.tokens.refreshTTLSeconds > 0, "\(key).tokens.refresh_ttl_seconds", "must be positive")
-            try require(!app.tokens.keys.isEmpty, "\(key).tokens.keys", "must list at least one key")
-            var kids = Set<String>()
-            for (k, tokenKey) in app.tokens.keys.enumerated() {
-                try require(!tokenKey.kid.isEmpty, "\(key).tokens.keys[\(k)].kid", "is empty")
-                try require(kids.insert(tokenKey.kid).inserted, "\(key).tokens.keys[\(k)].kid", "'\(tokenKey.kid)' is listed twice")
-                try secret(tokenKey.secret, "\(key).tokens.keys[\(k)].secret", minBytes: 32)
-            }
-            try require(
-                kids.contains(app.tokens.activeKid), "\(key).tokens.active_kid",
-                "'\(app.tokens.activeKid)' is not one of the listed keys")
-            try require(app.password.minLength >= 1, "\(key).password.min_length", "must be positive")
-            try require(
-                app.templates[app.defaultLanguage] != nil, "\(key).templates",
-                "has no templates for the default language '\(app.defaultLanguage)'")
-            for (language, templates) in app.templates {
-                // The subject becomes a mail header: a line break in it could inject headers.
-                try require(
-                    !templates.emailSubject.contains(where: \.isNewline),
-                    "\(key).templates.\(language).email_subject", "must not contain a line break")
-            }
-        }
-
-        // surfaces
+    mutating func surfaces(_ surfaces: Configuration.Surfaces, appIDs ids: Set<String>) throws(ConfigurationError) {
         for (name, binding) in [("password_reset", surfaces.passwordReset), ("hub", surfaces.hub)] {
             if let binding {
                 try require(ids.contains(binding.app), "surfaces.\(name).app", "no app has the id '\(binding.app)'")
@@ -161,6 +179,5 @@ extension Configuration {
             try secret(channelAPI.basicAuth.password, "surfaces.channel_api.basic_auth.password", minBytes: 12)
             try require(channelAPI.maxAttempts > 0, "surfaces.channel_api.max_attempts", "must be positive")
         }
-        return warnings
     }
 }

@@ -1,3 +1,5 @@
+public import Delivery
+
 /// The whole of otpd's configuration, as one YAML (or JSON) file describes it.
 ///
 /// Every key the contract gives a default for may be left out; an unknown key is an error.
@@ -138,7 +140,7 @@ public struct Configuration: Sendable, Decodable {
             retries = try c.value(.retries, default: retries)
         }
 
-        public func gateway(for channel: Channel) -> Gateway? {
+        public func gateway(for channel: DeliveryChannel) -> Gateway? {
             switch channel {
             case .sms: return sms
             case .call: return call
@@ -286,14 +288,13 @@ public struct Configuration: Sendable, Decodable {
 
     // MARK: apps
 
-    public enum Channel: String, Sendable, Codable, CaseIterable { case email, sms, call, telegram }
 
     public struct App: Sendable, Decodable {
         public enum Registration: String, Sendable, Decodable { case open, closed }
         public var id: String
         public var name: String
         public var redirectURL: String
-        public var channels: [Channel]
+        public var channels: [DeliveryChannel]
         public var registration: Registration
         public var concealUnknownUsers: Bool
         public var defaultLanguage: String

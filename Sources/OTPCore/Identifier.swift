@@ -1,3 +1,5 @@
+public import Delivery
+
 /// A normalized user identifier: an email address or an E.164 phone number.
 public enum Identifier: Sendable, Hashable, CustomStringConvertible {
     case email(String)
@@ -47,7 +49,7 @@ public enum Identifier: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
-    public var defaultChannel: Configuration.Channel {
+    public var defaultChannel: DeliveryChannel {
         switch self {
         case .email: return .email
         case .phone: return .sms
@@ -55,7 +57,7 @@ public enum Identifier: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// Whether `channel` can reach this identifier (telegram reaches a linked chat).
-    public func canUse(_ channel: Configuration.Channel) -> Bool {
+    public func canUse(_ channel: DeliveryChannel) -> Bool {
         switch (self, channel) {
         case (.email, .email), (.phone, .sms), (.phone, .call), (_, .telegram): return true
         default: return false

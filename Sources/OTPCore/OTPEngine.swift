@@ -11,14 +11,14 @@ public final class OTPEngine: Sendable {
     public let apps: [String: AppPolicy]
     let store: OTPStore
     let pepper: [UInt8]
-    let providers: [Configuration.Channel: any DeliveryProvider]
+    let providers: [DeliveryChannel: any DeliveryProvider]
     let logger: Logger
     /// Told of every message handed to a gateway (for metrics): channel, provider, delivered, duration.
     let onDelivery: @Sendable (String, String, Bool, Duration) -> Void
 
     public convenience init(
         configuration: Configuration, redis: RedisClient,
-        providers: [Configuration.Channel: any DeliveryProvider], logger: Logger,
+        providers: [DeliveryChannel: any DeliveryProvider], logger: Logger,
         onDelivery: @escaping @Sendable (String, String, Bool, Duration) -> Void = { _, _, _, _ in }
     ) {
         self.init(
@@ -27,7 +27,7 @@ public final class OTPEngine: Sendable {
     }
 
     init(
-        configuration: Configuration, store: OTPStore, providers: [Configuration.Channel: any DeliveryProvider],
+        configuration: Configuration, store: OTPStore, providers: [DeliveryChannel: any DeliveryProvider],
         logger: Logger, onDelivery: @escaping @Sendable (String, String, Bool, Duration) -> Void
     ) {
         self.apps = Dictionary(configuration.apps.map { ($0.id, AppPolicy($0)) }, uniquingKeysWith: { a, _ in a })
@@ -101,7 +101,7 @@ public final class OTPEngine: Sendable {
 
     public struct SendResult: Sendable, Hashable {
         public var otpID: String
-        public var channel: Configuration.Channel
+        public var channel: DeliveryChannel
         /// False when an idempotent retry or a concealed unknown user sent nothing.
         public var delivered: Bool
     }
@@ -133,7 +133,7 @@ public final class OTPEngine: Sendable {
     }
 
     func newOTP(
-        _ request: SendRequest, identifier: Identifier, channel: Configuration.Channel, app: AppPolicy,
+        _ request: SendRequest, identifier: Identifier, channel: DeliveryChannel, app: AppPolicy,
         mode: SendMode, code: String
     ) -> OTPStore.NewOTP {
         let userID = userID(app: app.id, identifier: identifier)
@@ -207,7 +207,7 @@ public final class OTPEngine: Sendable {
             }
             try await provider.deliver(
                 OutboundMessage(
-                    channel: OutboundMessage.Channel(rawValue: otp.channel.rawValue)!, to: recipient, subject: subject,
+                    channel: otp.channel, to: recipient, subject: subject,
                     text: text, reference: otp.otpID))
             onDelivery(otp.channel.rawValue, provider.name, true, ContinuousClock.now - start)
         } catch {
@@ -220,10 +220,10 @@ public final class OTPEngine: Sendable {
         }
     }
 
-    func resolveChannel(_ requested: String?, identifier: Identifier, app: AppPolicy) throws(OTPError) -> Configuration.Channel {
-        let channel: Configuration.Channel
+    func resolveChannel(_ requested: String?, identifier: Identifier, app: AppPolicy) throws(OTPError) -> DeliveryChannel {
+        let channel: DeliveryChannel
         if let requested {
-            guard let parsed = Configuration.Channel(rawValue: requested) else {
+            guard let parsed = DeliveryChannel(rawValue: requested) else {
                 throw .channelNotSupported("unknown channel '\(requested)'; use email, sms, call or telegram")
             }
             channel = parsed

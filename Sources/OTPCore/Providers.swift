@@ -3,10 +3,10 @@ public import Logging
 
 extension Configuration {
     /// The delivery provider of each channel that has a gateway.
-    public func deliveryProviders(logger: Logger) -> [Channel: any DeliveryProvider] {
+    public func deliveryProviders(logger: Logger) -> [DeliveryChannel: any DeliveryProvider] {
         let policy = GatewayPolicy(timeoutMilliseconds: delivery.timeoutMilliseconds, retries: delivery.retries)
-        var providers: [Channel: any DeliveryProvider] = [:]
-        for channel in Channel.allCases {
+        var providers: [DeliveryChannel: any DeliveryProvider] = [:]
+        for channel in DeliveryChannel.allCases {
             guard let gateway = delivery.gateway(for: channel) else { continue }
             providers[channel] = gateway.deliveryProvider(policy: policy, logger: logger)
         }

@@ -1,3 +1,4 @@
+import Delivery
 import RedisClient
 
 /// The data model under the engine: each Lua script behind one function with named, typed
@@ -36,7 +37,7 @@ struct OTPStore: Sendable {
         /// The otp_id after `userID.`.
         var suffix: String
         var codeHash: [UInt8]
-        var channel: Configuration.Channel
+        var channel: DeliveryChannel
         var mode: SendMode
         var identifier: Identifier
         var firstName: String

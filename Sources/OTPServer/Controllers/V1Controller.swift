@@ -1,6 +1,8 @@
 import Hummingbird
+import Delivery
 import HTTPTypes
 import OTPCore
+import OTPCrypto
 
 /// `/v1/apps/{app_id}/…`: register, login, activate, refresh, revoke, currentuser.
 /// A thin adapter: decode, call the engine, encode.
@@ -122,8 +124,8 @@ struct V1Controller {
         fields.field("phone", user.phone)
         fields.field("first_name", user.firstName)
         fields.field("last_name", user.lastName)
-        fields.field("created_at", RFC3339.format(user.createdAt))
-        fields.field("last_login_at", user.lastLoginAt.map(RFC3339.format))
+        fields.field("created_at", UTCTime.rfc3339(user.createdAt))
+        fields.field("last_login_at", user.lastLoginAt.map(UTCTime.rfc3339))
         fields.field("status", user.status)
         var json = JSONWriter()
         json.field("user", fields)
