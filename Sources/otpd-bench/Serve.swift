@@ -25,14 +25,7 @@ struct Serve: AsyncParsableCommand {
             throw ExitCode(2)
         }
         // The log gateway writes at notice: bench.sh reads the pool's codes from these lines.
-        let level = Logger.Level(rawValue: configuration.logLevel) ?? .info
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardOutput(label: label)
-            handler.logLevel = level
-            return handler
-        }
-        var logger = Logger(label: "otpd")
-        logger.logLevel = level
+        let logger = bootstrapLogging(levelName: configuration.logLevel)
         let app = try buildApplication(configuration: configuration, logger: logger) { router in
             router.post("/bench/echo") { request, context in
                 try await request.decodeJSON(as: EchoBody.self, context: context)

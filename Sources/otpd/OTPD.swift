@@ -55,14 +55,7 @@ struct Serve: AsyncParsableCommand {
 
     func run() async throws {
         let (configuration, warnings, path) = try options.load()
-        let level = Logger.Level(rawValue: configuration.logLevel) ?? .info
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardOutput(label: label)
-            handler.logLevel = level
-            return handler
-        }
-        var logger = Logger(label: "otpd")
-        logger.logLevel = level
+        let logger = bootstrapLogging(levelName: configuration.logLevel)
         if configuration.mode == .development {
             logger.warning("DEVELOPMENT MODE: this configuration is not safe for production")
         }
