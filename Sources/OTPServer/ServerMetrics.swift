@@ -45,9 +45,9 @@ public final class ServerMetrics: Sendable {
             .increment()
     }
 
-    /// A Redis command that could not be answered (connection, timeout) or failed on the server.
+    /// A request whose Redis work could not be done: `StorageFailure.Kind` (a fixed set).
     func recordRedisError(kind: String) {
-        counter("redis", "errors", "Redis commands that failed, by kind (unavailable, timeout, server, ...)", [("kind", kind)])
+        counter("redis", "errors", "Requests Redis could not answer, by kind (unavailable, timeout, shutdown, failed)", [("kind", kind)])
             .increment()
     }
 
