@@ -10,7 +10,9 @@ struct RedisRequest {
 /// with replies in order, which is what lets many tasks pipeline over one connection.
 ///
 /// A FIFO cannot skip a reply, so a command that times out (or a protocol error) fails every
-/// pending command and closes the connection; the client then reconnects.
+/// pending command and closes the connection; the client then reconnects. A command whose caller
+/// stopped waiting (its task was cancelled) keeps its place: its promise was failed already, and
+/// completing it with the reply when it arrives changes nothing.
 final class RedisChannelHandler: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = RedisRequest

@@ -40,6 +40,9 @@ public final class RedisClient: Service, Sendable {
     /// and the caller's resumption stay on one thread; other callers go round-robin. A connection
     /// that cannot be had (waiting out a reconnect backoff, or refused) is skipped for the next
     /// one, so one bad connection does not fail requests while another works.
+    ///
+    /// A caller whose task is cancelled stops waiting, for a connection or for the reply, and
+    /// gets `RedisError(.cancelled)`; a task cancelled before the command is sent sends nothing.
     public func send(_ arguments: [RedisArgument]) async throws(RedisError) -> RESPValue {
         let start = slots.firstIndex { $0.eventLoop.inEventLoop }
             ?? nextSlot.wrappingAdd(1, ordering: .relaxed).oldValue & Int.max
