@@ -77,11 +77,9 @@ final class RedisChannelHandler: ChannelDuplexHandler {
                 }
             }
         } catch let error as RedisError {
-            failAll(error)
-            context.close(promise: nil)
+            closeAndFailAll(error, context: context)
         } catch {
-            failAll(RedisError(.protocolError, "\(error)"))
-            context.close(promise: nil)
+            closeAndFailAll(RedisError(.protocolError, "\(error)"), context: context)
         }
     }
 
@@ -91,8 +89,7 @@ final class RedisChannelHandler: ChannelDuplexHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        failAll(RedisError(.connectionClosed, "connection to Redis failed: \(error)"))
-        context.close(promise: nil)
+        closeAndFailAll(RedisError(.connectionClosed, "connection to Redis failed: \(error)"), context: context)
     }
 
     // MARK: timeout
@@ -111,11 +108,24 @@ final class RedisChannelHandler: ChannelDuplexHandler {
         guard let head = pending.first else { return }
         if head.deadline <= context.eventLoop.now {
             let ms = timeout.nanoseconds / 1_000_000
-            failAll(RedisError(.timeout, "no reply from Redis within \(ms) ms"))
-            context.close(promise: nil)
+            closeAndFailAll(RedisError(.timeout, "no reply from Redis within \(ms) ms"), context: context)
         } else {
             armTimer(context: context)
         }
+    }
+
+    /// Closes the connection, then fails every pending command. In this order a caller resumed
+    /// by the failure finds the connection inactive already, so its next command goes to a new
+    /// connection instead of to this one, which would refuse it with the same error.
+    private func closeAndFailAll(_ error: RedisError, context: ChannelHandlerContext) {
+        if closedError == nil { closedError = error }
+        var failing = CircularBuffer<Pending>()
+        swap(&failing, &pending)
+        context.close(promise: nil)
+        for command in failing {
+            command.promise.fail(error)
+        }
+        failAll(error)
     }
 
     private func failAll(_ error: RedisError) {
