@@ -10,7 +10,9 @@ struct RedisRequest {
 /// with replies in order, which is what lets many tasks pipeline over one connection.
 ///
 /// A FIFO cannot skip a reply, so a command that times out (or a protocol error) fails every
-/// pending command and closes the connection; the client then reconnects.
+/// pending command and closes the connection; the client then reconnects. A command whose caller
+/// stopped waiting (its task was cancelled) keeps its place: its promise was failed already, and
+/// completing it with the reply when it arrives changes nothing.
 final class RedisChannelHandler: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = RedisRequest
@@ -75,11 +77,9 @@ final class RedisChannelHandler: ChannelDuplexHandler {
                 }
             }
         } catch let error as RedisError {
-            failAll(error)
-            context.close(promise: nil)
+            closeAndFailAll(error, context: context)
         } catch {
-            failAll(RedisError(.protocolError, "\(error)"))
-            context.close(promise: nil)
+            closeAndFailAll(RedisError(.protocolError, "\(error)"), context: context)
         }
     }
 
@@ -89,8 +89,7 @@ final class RedisChannelHandler: ChannelDuplexHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        failAll(RedisError(.connectionClosed, "connection to Redis failed: \(error)"))
-        context.close(promise: nil)
+        closeAndFailAll(RedisError(.connectionClosed, "connection to Redis failed: \(error)"), context: context)
     }
 
     // MARK: timeout
@@ -109,11 +108,24 @@ final class RedisChannelHandler: ChannelDuplexHandler {
         guard let head = pending.first else { return }
         if head.deadline <= context.eventLoop.now {
             let ms = timeout.nanoseconds / 1_000_000
-            failAll(RedisError(.timeout, "no reply from Redis within \(ms) ms"))
-            context.close(promise: nil)
+            closeAndFailAll(RedisError(.timeout, "no reply from Redis within \(ms) ms"), context: context)
         } else {
             armTimer(context: context)
         }
+    }
+
+    /// Closes the connection, then fails every pending command. In this order a caller resumed
+    /// by the failure finds the connection inactive already, so its next command goes to a new
+    /// connection instead of to this one, which would refuse it with the same error.
+    private func closeAndFailAll(_ error: RedisError, context: ChannelHandlerContext) {
+        if closedError == nil { closedError = error }
+        var failing = CircularBuffer<Pending>()
+        swap(&failing, &pending)
+        context.close(promise: nil)
+        for command in failing {
+            command.promise.fail(error)
+        }
+        failAll(error)
     }
 
     private func failAll(_ error: RedisError) {

@@ -52,19 +52,39 @@ public struct RedisConnection: Sendable {
     }
 
     /// Sends one command; the reply arrives in order with every other command on this connection.
+    ///
+    /// When the task is cancelled, this stops waiting and throws `RedisError(.cancelled)`; a task
+    /// cancelled already sends nothing. The command itself cannot be taken back once written:
+    /// its place in the handler's FIFO stays, and its reply, when it arrives, completes the
+    /// promise failed already, which ignores it. The commands pipelined behind it keep their
+    /// replies and their connection (closing the connection instead would fail all of them).
+    /// A cancelled command that never gets a reply is ended by the command timeout, as any other.
     public func send(_ arguments: [RedisArgument]) async throws -> RESPValue {
-        try await sendFuture(arguments).get()
+        guard !Task.isCancelled else {
+            throw RedisError(.cancelled, "task cancelled before the command was sent")
+        }
+        let promise = channel.eventLoop.makePromise(of: RESPValue.self)
+        write(arguments, promise: promise)
+        return try await withTaskCancellationHandler {
+            try await promise.futureResult.get()
+        } onCancel: {
+            promise.fail(RedisError(.cancelled, "task cancelled while waiting for the reply from Redis"))
+        }
     }
 
     func sendFuture(_ arguments: [RedisArgument]) -> EventLoopFuture<RESPValue> {
         let promise = channel.eventLoop.makePromise(of: RESPValue.self)
+        write(arguments, promise: promise)
+        return promise.futureResult
+    }
+
+    private func write(_ arguments: [RedisArgument], promise: EventLoopPromise<RESPValue>) {
         let bytes = RESPEncoder.encode(arguments, allocator: channel.allocator)
         // A write that never reaches the handler (the channel already closed) fails the reply too;
         // completing a promise a second time is a no-op.
         channel.writeAndFlush(RedisRequest(bytes: bytes, promise: promise)).whenFailure { _ in
             promise.fail(RedisError(.connectionClosed, "connection to Redis closed"))
         }
-        return promise.futureResult
     }
 
     public func close() async {

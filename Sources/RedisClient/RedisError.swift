@@ -5,7 +5,7 @@
 public struct RedisError: Error, Sendable, Hashable, CustomStringConvertible {
     public struct Code: Sendable, Hashable, CustomStringConvertible {
         private enum Base: String, Sendable, Hashable {
-            case connectionClosed, unavailable, timeout, server, protocolError, shutdown, invalidURL
+            case connectionClosed, unavailable, timeout, server, protocolError, shutdown, invalidURL, cancelled
         }
         private let base: Base
         private init(_ base: Base) { self.base = base }
@@ -24,6 +24,8 @@ public struct RedisError: Error, Sendable, Hashable, CustomStringConvertible {
         public static let shutdown = Code(.shutdown)
         /// A `redis://` URL could not be understood.
         public static let invalidURL = Code(.invalidURL)
+        /// The caller's task was cancelled, so it stopped waiting for a connection or a reply.
+        public static let cancelled = Code(.cancelled)
 
         public var description: String { base.rawValue }
     }
@@ -36,7 +38,8 @@ public struct RedisError: Error, Sendable, Hashable, CustomStringConvertible {
         self.message = message
     }
 
-    /// True when Redis itself could not be reached or did not answer in time (not an error reply).
+    /// True when the command got no answer from Redis (not reachable, closed, timed out, shut down,
+    /// or the caller stopped waiting), as opposed to an error reply or a bad URL.
     public var isConnectionFailure: Bool { code != .server && code != .invalidURL }
 
     /// The first word of a server error reply, such as `NOSCRIPT` or `WRONGTYPE`.

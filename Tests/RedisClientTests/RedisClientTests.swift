@@ -121,6 +121,52 @@ struct RedisClientTests {
         #expect(try await redis.send("PING") == .simpleString("PONG"))
     }
 
+    @Test func cancelledCommandStopsWaitingAndLaterRepliesStayInOrder() async throws {
+        // One connection, so the commands after the cancelled one queue behind it on the wire.
+        let redis = try client(timeoutMilliseconds: 5000, poolSize: 1)
+        defer { redis.shutdown() }
+        let key = TestRedis.uniquePrefix("cancel")
+        #expect(try await redis.send("PING") == .simpleString("PONG"))
+
+        // BLPOP holds the connection for 1 s, then answers nil.
+        let blocked = Task { try await redis.send("BLPOP", RedisArgument(key + ":list"), "1") }
+        try await Task.sleep(for: .milliseconds(100))
+        let cancelledAt = ContinuousClock.now
+        blocked.cancel()
+        do {
+            _ = try await blocked.value
+            Issue.record("a cancelled command must stop waiting")
+        } catch let error as RedisError {
+            #expect(error.code == .cancelled)
+        }
+        #expect(ContinuousClock.now - cancelledAt < .milliseconds(500))
+
+        // The BLPOP reply still comes first, and is dropped; each later command gets its own.
+        let value = TestRedis.uniquePrefix("value")
+        #expect(try await redis.send("PING") == .simpleString("PONG"))
+        #expect(try await redis.send("SET", RedisArgument(key), RedisArgument(value)) == .simpleString("OK"))
+        #expect(try await redis.send("GET", RedisArgument(key)) == .bulkString(Array(value.utf8)))
+        _ = try await redis.send("DEL", RedisArgument(key))
+    }
+
+    @Test func commandOfACancelledTaskIsNotSent() async throws {
+        let redis = try client()
+        defer { redis.shutdown() }
+        let key = TestRedis.uniquePrefix("unsent")
+        #expect(try await redis.send("PING") == .simpleString("PONG"))
+        let task = Task {
+            withUnsafeCurrentTask { $0?.cancel() }
+            return try await redis.send("SET", RedisArgument(key), "sent")
+        }
+        do {
+            _ = try await task.value
+            Issue.record("a cancelled task must not send")
+        } catch let error as RedisError {
+            #expect(error.code == .cancelled)
+        }
+        #expect(try await redis.send("GET", RedisArgument(key)) == .null)
+    }
+
     @Test func evalScriptLoadsTheScriptOnNoScript() async throws {
         let server = try RedisServerProcess()
         let redis = try client(url: server.url)
