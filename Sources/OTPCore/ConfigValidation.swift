@@ -144,8 +144,27 @@ struct ConfigurationCheck {
         try require(
             app.limits.failedAttemptsPerIdentifierPerHour > 0,
             "\(key).limits.failed_attempts_per_identifier_per_hour", "must be positive")
+        for (name, value) in [
+            ("failed_attempts_per_ip_per_hour", app.limits.failedAttemptsPerIPPerHour),
+            ("max_consecutive_failures", app.limits.maxConsecutiveFailures), ("lockout_seconds", app.limits.lockoutSeconds),
+            ("refreshes_per_session_per_hour", app.limits.refreshesPerSessionPerHour),
+            ("sms_and_calls_per_app_per_hour", app.limits.smsAndCallsPerAppPerHour),
+        ] {
+            try require(value > 0, "\(key).limits.\(name)", "must be positive")
+        }
+        for (c, code) in app.limits.allowedCountryCodes.enumerated() {
+            try require(
+                (1...3).contains(code.count) && code.allSatisfy({ $0.isASCII && $0.isNumber }) && code.first != "0",
+                "\(key).limits.allowed_country_codes[\(c)]", "'\(code)' is not a country calling code (1-3 digits, e.g. \"44\")")
+        }
+        // Short codes are guessable: NIST's bound on guesses needs fewer attempts per code.
+        try require(
+            app.otp.length >= 6 || app.otp.maxAttempts <= 3, "\(key).otp.max_attempts",
+            "must be 3 or less for codes shorter than 6 characters (length is \(app.otp.length))")
         try require(app.tokens.accessTTLSeconds > 0, "\(key).tokens.access_ttl_seconds", "must be positive")
         try require(app.tokens.refreshTTLSeconds > 0, "\(key).tokens.refresh_ttl_seconds", "must be positive")
+        try require(app.tokens.reuseIntervalSeconds >= 0, "\(key).tokens.reuse_interval_seconds", "must be 0 or more")
+        try require(app.tokens.sessionMaxSeconds > 0, "\(key).tokens.session_max_seconds", "must be positive")
         try require(!app.tokens.keys.isEmpty, "\(key).tokens.keys", "must list at least one key")
         var kids = Set<String>()
         for (k, tokenKey) in app.tokens.keys.enumerated() {

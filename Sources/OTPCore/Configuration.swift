@@ -366,11 +366,26 @@ public struct Configuration: Sendable, Decodable {
         public var sendsPerIdentifierPerHour = 5
         public var sendsPerIPPerHour = 100
         public var failedAttemptsPerIdentifierPerHour = 10
+        /// Wrong codes from one client IP (an IPv6 /64) per hour, across all users.
+        public var failedAttemptsPerIPPerHour = 50
+        /// Wrong codes in a row for one identifier (NIST SP 800-63B §5.2.2) before a lockout.
+        public var maxConsecutiveFailures = 100
+        public var lockoutSeconds = 86_400
+        public var refreshesPerSessionPerHour = 60
+        /// Country calling codes sms and call may reach (`["1", "44"]`); empty: all.
+        public var allowedCountryCodes: [String] = []
+        public var smsAndCallsPerAppPerHour = 1000
 
         enum CodingKeys: String, CodingKey, CaseIterable {
             case sendsPerIdentifierPerHour = "sends_per_identifier_per_hour"
             case sendsPerIPPerHour = "sends_per_ip_per_hour"
             case failedAttemptsPerIdentifierPerHour = "failed_attempts_per_identifier_per_hour"
+            case failedAttemptsPerIPPerHour = "failed_attempts_per_ip_per_hour"
+            case maxConsecutiveFailures = "max_consecutive_failures"
+            case lockoutSeconds = "lockout_seconds"
+            case refreshesPerSessionPerHour = "refreshes_per_session_per_hour"
+            case allowedCountryCodes = "allowed_country_codes"
+            case smsAndCallsPerAppPerHour = "sms_and_calls_per_app_per_hour"
         }
 
         init() {}
@@ -382,6 +397,12 @@ public struct Configuration: Sendable, Decodable {
             sendsPerIPPerHour = try c.value(.sendsPerIPPerHour, default: sendsPerIPPerHour)
             failedAttemptsPerIdentifierPerHour = try c.value(
                 .failedAttemptsPerIdentifierPerHour, default: failedAttemptsPerIdentifierPerHour)
+            failedAttemptsPerIPPerHour = try c.value(.failedAttemptsPerIPPerHour, default: failedAttemptsPerIPPerHour)
+            maxConsecutiveFailures = try c.value(.maxConsecutiveFailures, default: maxConsecutiveFailures)
+            lockoutSeconds = try c.value(.lockoutSeconds, default: lockoutSeconds)
+            refreshesPerSessionPerHour = try c.value(.refreshesPerSessionPerHour, default: refreshesPerSessionPerHour)
+            allowedCountryCodes = try c.value(.allowedCountryCodes, default: allowedCountryCodes)
+            smsAndCallsPerAppPerHour = try c.value(.smsAndCallsPerAppPerHour, default: smsAndCallsPerAppPerHour)
         }
     }
 
@@ -400,6 +421,11 @@ public struct Configuration: Sendable, Decodable {
         public var issuer: String
         public var accessTTLSeconds: Int
         public var refreshTTLSeconds: Int
+        /// A refresh token presented again within this time while its child is unused gets
+        /// that child again (a retry), not a revocation.
+        public var reuseIntervalSeconds: Int
+        /// A session (refresh-token family) ends this long after its sign-in, however often it rotates.
+        public var sessionMaxSeconds: Int
         public var activeKid: String
         public var keys: [Key]
 
@@ -407,6 +433,8 @@ public struct Configuration: Sendable, Decodable {
             case issuer, keys
             case accessTTLSeconds = "access_ttl_seconds"
             case refreshTTLSeconds = "refresh_ttl_seconds"
+            case reuseIntervalSeconds = "reuse_interval_seconds"
+            case sessionMaxSeconds = "session_max_seconds"
             case activeKid = "active_kid"
         }
 
@@ -416,6 +444,8 @@ public struct Configuration: Sendable, Decodable {
             issuer = try c.value(.issuer, default: "otpd")
             accessTTLSeconds = try c.value(.accessTTLSeconds, default: 1800)
             refreshTTLSeconds = try c.value(.refreshTTLSeconds, default: 2_592_000)
+            reuseIntervalSeconds = try c.value(.reuseIntervalSeconds, default: 10)
+            sessionMaxSeconds = try c.value(.sessionMaxSeconds, default: 7_776_000)
             keys = try c.decode([Key].self, forKey: .keys)
             activeKid = try c.value(.activeKid, default: keys.first?.kid ?? "")
         }

@@ -1,38 +1,67 @@
 public import Delivery
+import Foundation
 
 /// A normalized user identifier: an email address or an E.164 phone number.
 public enum Identifier: Sendable, Hashable, CustomStringConvertible {
     case email(String)
     case phone(String)
 
-    /// Parses and normalizes. Emails are trimmed and lower-cased, must have exactly one `@`,
-    /// respect RFC 5321 lengths (local part ≤ 64, domain ≤ 255, whole ≤ 254) and hold no
-    /// control characters or spaces. Phones are `+` and 8–15 digits (`allowBareDigits`: the
-    /// digits alone, as the channel API accepts). Nil for anything else.
+    /// Parses and normalizes. Emails are trimmed, NFKC-normalised and lower-cased, must have
+    /// exactly one `@`, respect RFC 5321 lengths (local part ≤ 64, domain ≤ 255, whole ≤ 254)
+    /// and hold no whitespace, control, format or invisible character anywhere. Phones are `+`
+    /// and 8–15 digits, with spaces, dashes, dots and parentheses accepted between the digits
+    /// and removed (`allowBareDigits`: the digits without `+`, as the channel API accepts).
+    /// Nil for anything else.
     public init?(_ raw: String, allowBareDigits: Bool = false) {
         let trimmed = raw.trimmingASCIIWhitespace()
-        if trimmed.contains("@") {
-            let email = trimmed.lowercased()
-            let parts = email.split(separator: "@", omittingEmptySubsequences: false)
-            guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty,
-                parts[0].utf8.count <= 64, parts[1].utf8.count <= 255, email.utf8.count <= 254,
-                email.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value != 0x7f && !(0x80...0x9f).contains($0.value) }),
-                !parts[1].hasPrefix("."), !parts[1].hasSuffix("."), !parts[1].contains(".."),
-                !parts[0].hasPrefix("."), !parts[0].hasSuffix(".")
-            else { return nil }
+        if trimmed.contains("@") || trimmed.contains("＠") {
+            guard let email = Self.email(trimmed) else { return nil }
             self = .email(email)
             return
         }
-        var digits = Substring(trimmed)
-        if digits.hasPrefix("+") {
-            digits = digits.dropFirst()
+        guard let phone = Self.phone(trimmed, allowBareDigits: allowBareDigits) else { return nil }
+        self = .phone(phone)
+    }
+
+    static func email(_ text: String) -> String? {
+        let email = text.precomposedStringWithCompatibilityMapping.lowercased()
+        let parts = email.split(separator: "@", omittingEmptySubsequences: false)
+        guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty,
+            parts[0].utf8.count <= 64, parts[1].utf8.count <= 255, email.utf8.count <= 254,
+            email.unicodeScalars.allSatisfy(isVisible),
+            !parts[1].hasPrefix("."), !parts[1].hasSuffix("."), !parts[1].contains(".."),
+            !parts[0].hasPrefix("."), !parts[0].hasSuffix(".")
+        else { return nil }
+        return email
+    }
+
+    /// A character a person can see and type: no whitespace, control, format (zero-width,
+    /// bidirectional overrides, soft hyphen), private-use, unassigned or default-ignorable one.
+    static func isVisible(_ scalar: Unicode.Scalar) -> Bool {
+        let properties = scalar.properties
+        switch properties.generalCategory {
+        case .control, .format, .spaceSeparator, .lineSeparator, .paragraphSeparator, .privateUse, .unassigned, .surrogate:
+            return false
+        default:
+            return !properties.isDefaultIgnorableCodePoint && !properties.isWhitespace
+        }
+    }
+
+    static func phone(_ text: String, allowBareDigits: Bool) -> String? {
+        var rest = Substring(text)
+        if rest.hasPrefix("+") {
+            rest = rest.dropFirst()
         } else if !allowBareDigits {
             return nil
         }
+        guard let first = rest.first, first.isASCII, first.isNumber, let last = rest.last, last.isASCII, last.isNumber else {
+            return nil
+        }
+        let digits = rest.filter { !" -.()".contains($0) }
         guard (8...15).contains(digits.count), digits.allSatisfy({ $0.isASCII && $0.isNumber }), digits.first != "0" else {
             return nil
         }
-        self = .phone("+" + digits)
+        return "+" + digits
     }
 
     public var value: String {

@@ -55,3 +55,17 @@ public struct NetworkRange: Sendable, Hashable, CustomStringConvertible {
         return nil
     }
 }
+
+extension NetworkRange {
+    /// What one client's quotas are counted by: an IPv4 address, or the /64 of an IPv6 one
+    /// (one subscriber usually holds a whole /64). Anything unparsable is counted as itself.
+    public static func quotaSubject(of ip: String) -> String {
+        guard let bytes = parse(ip) else { return ip }
+        if bytes.count == 4 { return bytes.map(String.init).joined(separator: ".") }
+        if bytes.prefix(12) == [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff] {
+            return bytes.suffix(4).map(String.init).joined(separator: ".")
+        }
+        let groups = stride(from: 0, to: 8, by: 2).map { String(UInt16(bytes[$0]) << 8 | UInt16(bytes[$0 + 1]), radix: 16) }
+        return groups.joined(separator: ":") + "::/64"
+    }
+}

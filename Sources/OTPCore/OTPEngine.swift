@@ -15,20 +15,25 @@ public final class OTPEngine: Sendable {
     let logger: Logger
     /// Told of every message handed to a gateway (for metrics): channel, provider, delivered, duration.
     let onDelivery: @Sendable (String, String, Bool, Duration) -> Void
+    /// Told of every security event (for metrics), after it is logged.
+    let onSecurityEvent: @Sendable (SecurityEvent) -> Void
+    let deliveryTimings = DeliveryTimings()
 
     public convenience init(
         configuration: Configuration, redis: RedisClient,
         providers: [DeliveryChannel: any DeliveryProvider], logger: Logger,
-        onDelivery: @escaping @Sendable (String, String, Bool, Duration) -> Void = { _, _, _, _ in }
+        onDelivery: @escaping @Sendable (String, String, Bool, Duration) -> Void = { _, _, _, _ in },
+        onSecurityEvent: @escaping @Sendable (SecurityEvent) -> Void = { _ in }
     ) {
         self.init(
             configuration: configuration, store: OTPStore(redis: redis, keyPrefix: configuration.redis.keyPrefix),
-            providers: providers, logger: logger, onDelivery: onDelivery)
+            providers: providers, logger: logger, onDelivery: onDelivery, onSecurityEvent: onSecurityEvent)
     }
 
     init(
         configuration: Configuration, store: OTPStore, providers: [DeliveryChannel: any DeliveryProvider],
-        logger: Logger, onDelivery: @escaping @Sendable (String, String, Bool, Duration) -> Void
+        logger: Logger, onDelivery: @escaping @Sendable (String, String, Bool, Duration) -> Void,
+        onSecurityEvent: @escaping @Sendable (SecurityEvent) -> Void
     ) {
         self.apps = Dictionary(configuration.apps.map { ($0.id, AppPolicy($0)) }, uniquingKeysWith: { a, _ in a })
         self.store = store
@@ -36,6 +41,7 @@ public final class OTPEngine: Sendable {
         self.providers = providers
         self.logger = logger
         self.onDelivery = onDelivery
+        self.onSecurityEvent = onSecurityEvent
     }
 
     public func app(_ id: String) throws(OTPError) -> AppPolicy {
@@ -106,29 +112,72 @@ public final class OTPEngine: Sendable {
         public var delivered: Bool
     }
 
-    /// Sends a new code: checks the identifier, the channel and the app's rules, creates the
-    /// OTP under its quotas, and delivers it. A send that fails to deliver leaves nothing behind.
+    /// Sends a new code: checks the identifier, the channel and the app's rules, takes the
+    /// client's (and, for SMS and calls, the app's) hourly quota, creates the OTP under the
+    /// identifier's quotas, and delivers it. A send refused by a quota leaves the identifier's
+    /// earlier code, cooldown and quotas as they were; a refusal of the identifier still spends
+    /// the client's quota (probing is metered); a failed delivery leaves nothing behind.
     public func send(_ request: SendRequest, appID: String, mode: SendMode) async throws(OTPError) -> SendResult {
         let app = try app(appID)
         guard let identifier = Identifier(request.identifier) else { throw .invalidIdentifier }
         let channel = try resolveChannel(request.channel, identifier: identifier, app: app)
+        try checkNames(request)
         if mode == .register, app.config.registration != .open { throw .registrationClosed }
         let code = SecureRandom.code(length: app.config.otp.length, alphabet: app.alphabet)
         let otp = newOTP(request, identifier: identifier, channel: channel, app: app, mode: mode, code: code)
-
-        switch try await storeGuardedByIPQuota(otp, app: app, clientIP: request.clientIP) {
+        let taken = try await reserve(sendCounters(channel: channel, app: app, clientIP: request.clientIP), app: app)
+        let outcome: OTPStore.SendOutcome
+        do {
+            outcome = try await store.send(otp)
+        } catch {
+            await release(taken)
+            throw error
+        }
+        switch outcome {
         case .created(let otpID, let userCreated, let chat):
-            try await deliver(
-                code: code, of: otp, to: chat ?? identifier.value, language: request.language, app: app,
-                userCreated: userCreated, clientIP: request.clientIP)
+            do {
+                try await deliver(code: code, of: otp, to: chat ?? identifier.value, language: request.language, app: app)
+            } catch {
+                await store.cancelSend(otp, userCreated: userCreated)
+                await release(taken)
+                throw error
+            }
             return SendResult(otpID: otpID, channel: channel, delivered: true)
-        case .decoy(let otpID), .replayed(let otpID, _):
+        case .decoy(let otpID):
+            record(.concealedLogin, app: app, userID: otp.userID, clientIP: request.clientIP)
+            // As long as a real delivery on this channel takes, so timing tells nothing.
+            try? await Task.sleep(for: deliveryTimings.typical(channel))
+            return SendResult(otpID: otpID, channel: channel, delivered: true)
+        case .replayed(let otpID, _):
+            await release(taken.filter { !$0.isClientQuota })
             return SendResult(otpID: otpID, channel: channel, delivered: false)
-        case .userExists: throw .userAlreadyExists
-        case .userNotFound: throw .userNotFound
-        case .telegramNotLinked: throw .telegramNotLinked
-        case .cooldown(let seconds): throw .resendCooldown(retryAfter: seconds)
-        case .rateLimited(let seconds): throw .tooManySends(retryAfter: seconds)
+        default:
+            // The client's quota stays spent (refusals are metered); nothing was sent.
+            await release(taken.filter { !$0.isClientQuota })
+            throw Self.refusal(outcome)
+        }
+    }
+
+    static func refusal(_ outcome: OTPStore.SendOutcome) -> OTPError {
+        switch outcome {
+        case .userExists: return .userAlreadyExists
+        case .userNotFound: return .userNotFound
+        case .telegramNotLinked: return .telegramNotLinked
+        case .locked(let seconds): return .identifierLocked(retryAfter: seconds)
+        case .cooldown(let seconds): return .resendCooldown(retryAfter: seconds)
+        case .rateLimited(let seconds): return .tooManySends(retryAfter: seconds)
+        case .created, .decoy, .replayed: return .deliveryFailed
+        }
+    }
+
+    /// Names are at most 100 characters and hold no control characters.
+    func checkNames(_ request: SendRequest) throws(OTPError) {
+        for (field, value) in [("first_name", request.firstName), ("last_name", request.lastName)] {
+            guard let value else { continue }
+            guard value.count <= 100 else { throw .invalidField(name: field, reason: "is longer than 100 characters") }
+            guard !value.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+                throw .invalidField(name: field, reason: "holds a control character")
+            }
         }
     }
 
@@ -149,54 +198,9 @@ public final class OTPEngine: Sendable {
             idempotencyKey: request.idempotencyKey.map { Digest.hex(Digest.sha256(Array($0.utf8)).prefix(16)) })
     }
 
-    /// Runs the send script and the client IP's quota side by side — the IP's quota has a hash
-    /// tag of its own, so it is a script of its own; both leave in one write on the same
-    /// connection — and reconciles them: the rare send that loses on the IP quota is undone,
-    /// and a refused send gives the IP's send back.
-    func storeGuardedByIPQuota(
-        _ otp: OTPStore.NewOTP, app: AppPolicy, clientIP: String?
-    ) async throws(OTPError) -> OTPStore.SendOutcome {
-        async let ipVerdict = takeIPQuota(app: app, ip: clientIP)
-        let sent: Result<OTPStore.SendOutcome, OTPError>
-        do {
-            sent = .success(try await store.send(otp))
-        } catch {
-            sent = .failure(error)
-        }
-        switch (sent, await ipVerdict) {
-        case (.failure(let error), .success(.taken)):
-            await giveBackIPQuota(app: app, ip: clientIP)
-            throw error
-        case (.failure(let error), _):
-            throw error
-        case (.success(let outcome), .success(.taken)), (.success(let outcome), nil):
-            switch outcome {
-            case .created, .decoy, .replayed: break
-            default: await giveBackIPQuota(app: app, ip: clientIP)
-            }
-            return outcome
-        case (.success(let outcome), .success(.overQuota(let seconds))):
-            await undo(outcome, of: otp)
-            throw .tooManySendsFromIP(retryAfter: seconds)
-        case (.success(let outcome), .failure(let error)):
-            await undo(outcome, of: otp)
-            throw error
-        }
-    }
-
-    private func undo(_ outcome: OTPStore.SendOutcome, of otp: OTPStore.NewOTP) async {
-        switch outcome {
-        case .created(_, let userCreated, _): await store.cancelSend(otp, userCreated: userCreated)
-        case .decoy: await store.cancelSend(otp, userCreated: false)
-        default: break
-        }
-    }
-
-    /// Hands the code to the channel's gateway. When that fails, the OTP, the user the send
-    /// created and the quota it took are given back, and the client sees `deliveryFailed`.
+    /// Hands the code to the channel's gateway, or throws `deliveryFailed`.
     func deliver(
-        code: String, of otp: OTPStore.NewOTP, to recipient: String, language: String?, app: AppPolicy,
-        userCreated: Bool, clientIP: String?
+        code: String, of otp: OTPStore.NewOTP, to recipient: String, language: String?, app: AppPolicy
     ) async throws(OTPError) {
         let (subject, text) = app.message(channel: otp.channel, language: language, code: code)
         let provider = providers[otp.channel]
@@ -206,16 +210,14 @@ public final class OTPEngine: Sendable {
                 throw DeliveryError(provider: "none", reason: "no gateway for channel \(otp.channel.rawValue)")
             }
             try await provider.deliver(
-                OutboundMessage(
-                    channel: otp.channel, to: recipient, subject: subject,
-                    text: text, reference: otp.otpID))
-            onDelivery(otp.channel.rawValue, provider.name, true, ContinuousClock.now - start)
+                OutboundMessage(channel: otp.channel, to: recipient, subject: subject, text: text, reference: otp.otpID))
+            let duration = ContinuousClock.now - start
+            deliveryTimings.record(duration, channel: otp.channel)
+            onDelivery(otp.channel.rawValue, provider.name, true, duration)
         } catch {
             onDelivery(otp.channel.rawValue, provider?.name ?? "none", false, ContinuousClock.now - start)
             logger.warning(
                 "delivery failed", metadata: ["app": "\(app.id)", "channel": "\(otp.channel.rawValue)", "error": "\(error)"])
-            await store.cancelSend(otp, userCreated: userCreated)
-            await giveBackIPQuota(app: app, ip: clientIP)
             throw .deliveryFailed
         }
     }
@@ -236,22 +238,13 @@ public final class OTPEngine: Sendable {
         guard identifier.canUse(channel) else {
             throw .channelNotSupported("the \(channel.rawValue) channel cannot reach a\(identifier.field == "email" ? "n email address" : " phone number")")
         }
-        return channel
-    }
-
-    /// Takes one send from the client IP's hourly quota; nil when the client IP is unknown.
-    /// Never throws: the caller reconciles it with the send.
-    func takeIPQuota(app: AppPolicy, ip: String?) async -> Result<OTPStore.IPQuotaOutcome, OTPError>? {
-        guard let ip else { return nil }
-        do {
-            return .success(try await store.takeIPQuota(app: app.id, ip: ip, limit: app.config.limits.sendsPerIPPerHour))
-        } catch {
-            return .failure(error)
+        // SMS pumping: numbers in countries the app does not serve cost money and reach nobody.
+        let countries = app.config.limits.allowedCountryCodes
+        if channel == .sms || channel == .call, !countries.isEmpty,
+            !countries.contains(where: { identifier.value.dropFirst().hasPrefix($0) })
+        {
+            throw .countryNotAllowed
         }
-    }
-
-    func giveBackIPQuota(app: AppPolicy, ip: String?) async {
-        guard let ip else { return }
-        await store.giveBackIPQuota(app: app.id, ip: ip, limit: app.config.limits.sendsPerIPPerHour)
+        return channel
     }
 }

@@ -4,6 +4,10 @@
 public enum OTPError: Error, Sendable, Hashable {
     case appNotFound(String)
     case invalidIdentifier
+    /// A request field out of bounds (a name over 100 characters, a control character): its name.
+    case invalidField(name: String, reason: String)
+    /// SMS and calls of this app may not reach the number's country.
+    case countryNotAllowed
     case channelNotSupported(String)
     case telegramNotLinked
     case userAlreadyExists
@@ -16,9 +20,17 @@ public enum OTPError: Error, Sendable, Hashable {
     case otpExhausted(retryAfter: Int)
     /// The identifier failed too often this hour; codes are refused for `retryAfter` s.
     case tooManyFailures(retryAfter: Int)
+    /// Too many wrong codes from this client this hour, across users.
+    case tooManyFailuresFromIP(retryAfter: Int)
+    /// Too many wrong codes in a row for this identifier: locked for `retryAfter` s.
+    case identifierLocked(retryAfter: Int)
     case resendCooldown(retryAfter: Int)
     case tooManySends(retryAfter: Int)
     case tooManySendsFromIP(retryAfter: Int)
+    /// The app's hourly budget of SMS and calls is spent.
+    case tooManyCallsForApp(retryAfter: Int)
+    /// The session rotated its refresh token too often this hour.
+    case tooManyRefreshes(retryAfter: Int)
     case deliveryFailed
     case invalidRefreshToken
     case refreshTokenReused

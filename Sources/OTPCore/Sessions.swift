@@ -47,30 +47,46 @@ extension OTPEngine {
 
     // MARK: activate
 
-    /// Checks a code; on success signs the user in (and activates a new user).
-    public func activate(appID: String, otpID: String, code: String) async throws(OTPError) -> AuthResult {
+    /// Checks a code; on success signs the user in (and activates a new user). A client gets
+    /// `failed_attempts_per_ip_per_hour` wrong codes across users: one is taken before the code
+    /// is checked and given back unless the code was wrong, so racing guesses never exceed it.
+    public func activate(appID: String, otpID: String, code: String, clientIP: String? = nil) async throws(OTPError) -> AuthResult {
         let app = try app(appID)
         guard let (userID, purpose) = Self.parseOTPID(otpID), purpose == .auth else { throw .otpNotFound }
         let refreshToken = Self.newRefreshToken(userID: userID)
-        let outcome = try await store.activate(
-            OTPStore.Activation(
-                app: app.id, userID: userID, purpose: purpose, suffix: String(otpID.dropFirst(userID.count + 1)),
-                codeHash: codeHash(app: app.id, otpID: otpID, code: app.normalize(code: code)),
-                maxAttempts: app.config.otp.maxAttempts,
-                failuresPerHour: app.config.limits.failedAttemptsPerIdentifierPerHour,
-                sendsPerHour: app.config.limits.sendsPerIdentifierPerHour,
-                refreshTokenHash: Self.tokenHash(refreshToken), familyID: Base64URL.encode(SecureRandom.bytes(12)),
-                refreshTTLSeconds: app.config.tokens.refreshTTLSeconds))
+        let taken = try await reserve(failureCounter(app: app, clientIP: clientIP), app: app)
+        let outcome: OTPStore.ActivateOutcome
+        do {
+            outcome = try await store.activate(
+                OTPStore.Activation(
+                    app: app.id, userID: userID, purpose: purpose, suffix: String(otpID.dropFirst(userID.count + 1)),
+                    codeHash: codeHash(app: app.id, otpID: otpID, code: app.normalize(code: code)),
+                    maxAttempts: app.config.otp.maxAttempts,
+                    failuresPerHour: app.config.limits.failedAttemptsPerIdentifierPerHour,
+                    sendsPerHour: app.config.limits.sendsPerIdentifierPerHour,
+                    maxConsecutiveFailures: app.config.limits.maxConsecutiveFailures,
+                    lockoutSeconds: app.config.limits.lockoutSeconds,
+                    refreshTokenHash: Self.tokenHash(refreshToken), familyID: Base64URL.encode(SecureRandom.bytes(12)),
+                    refreshTTLSeconds: app.config.tokens.refreshTTLSeconds,
+                    sessionMaxSeconds: app.config.tokens.sessionMaxSeconds))
+        } catch {
+            await release(taken)
+            throw error
+        }
+        if case .invalid = outcome {} else { await release(taken) }
         switch outcome {
-        case .activated(let user): return authResult(app: app, user: user, refreshToken: refreshToken)
+        case .activated(let user, let ttl): return authResult(app: app, user: user, refreshToken: refreshToken, refreshTTL: ttl)
         case .notFound: throw .otpNotFound
-        case .invalid(let remaining): throw .invalidOTP(attemptsRemaining: remaining)
+        case .invalid(let remaining, let lockedNow):
+            if lockedNow { record(.identifierLocked, app: app, userID: userID, clientIP: clientIP) }
+            throw .invalidOTP(attemptsRemaining: remaining)
         case .exhausted(let seconds): throw .otpExhausted(retryAfter: seconds)
+        case .identifierLocked(let seconds): throw .identifierLocked(retryAfter: seconds)
         case .locked(let seconds): throw .tooManyFailures(retryAfter: seconds)
         }
     }
 
-    func authResult(app: AppPolicy, user: User, refreshToken: String) -> AuthResult {
+    func authResult(app: AppPolicy, user: User, refreshToken: String, refreshTTL: Int) -> AuthResult {
         let now = Self.now()
         let claims = JWT.Claims(
             iss: app.config.tokens.issuer, aud: app.id, sub: user.id, iat: now, exp: now + app.config.tokens.accessTTLSeconds,
@@ -78,24 +94,40 @@ extension OTPEngine {
         return AuthResult(
             authToken: JWT.sign(claims, kid: app.signingKey.kid, secret: app.signingKey.secret),
             redirectURL: app.config.redirectURL, refreshToken: refreshToken,
-            refreshTokenExpiration: now + app.config.tokens.refreshTTLSeconds, user: user)
+            refreshTokenExpiration: now + refreshTTL, user: user)
     }
 
     // MARK: refresh and revoke
 
-    /// Rotates a refresh token. A token presented twice revokes its whole family.
-    public func refresh(appID: String, refreshToken: String) async throws(OTPError) -> AuthResult {
+    /// Rotates a refresh token within its session. A retry within `reuse_interval_seconds`
+    /// (while the new token is unused) gets the same new token; any other reuse revokes the
+    /// session. Sessions end `session_max_seconds` after sign-in and rotate at most
+    /// `refreshes_per_session_per_hour` times an hour.
+    public func refresh(appID: String, refreshToken: String, clientIP: String? = nil) async throws(OTPError) -> AuthResult {
         let app = try app(appID)
         guard let userID = Self.parseRefreshToken(refreshToken) else { throw .invalidRefreshToken }
-        let newToken = Self.newRefreshToken(userID: userID)
+        let child = childRefreshToken(of: refreshToken, userID: userID)
+        let tokens = app.config.tokens
         let outcome = try await store.rotateRefreshToken(
-            app: app.id, userID: userID, presentedHash: Self.tokenHash(refreshToken), newHash: Self.tokenHash(newToken),
-            ttlSeconds: app.config.tokens.refreshTTLSeconds)
+            OTPStore.Rotation(
+                app: app.id, userID: userID, presentedHash: Self.tokenHash(refreshToken), childHash: Self.tokenHash(child),
+                ttlSeconds: tokens.refreshTTLSeconds, sessionMaxSeconds: tokens.sessionMaxSeconds,
+                reuseIntervalSeconds: tokens.reuseIntervalSeconds,
+                refreshesPerHour: app.config.limits.refreshesPerSessionPerHour))
         switch outcome {
-        case .rotated(let user): return authResult(app: app, user: user, refreshToken: newToken)
+        case .rotated(let user, let ttl): return authResult(app: app, user: user, refreshToken: child, refreshTTL: ttl)
         case .invalid: throw .invalidRefreshToken
-        case .reused: throw .refreshTokenReused
+        case .reused:
+            record(.refreshTokenReused, app: app, userID: userID, clientIP: clientIP)
+            throw .refreshTokenReused
+        case .rateLimited(let seconds): throw .tooManyRefreshes(retryAfter: seconds)
         }
+    }
+
+    /// The token a refresh token rotates to: HMAC(pepper, parent), so a retried refresh names
+    /// the same child and nothing but its hash is stored.
+    func childRefreshToken(of token: String, userID: String) -> String {
+        "\(userID).\(Base64URL.encode(Digest.hmacSHA256(key: pepper, message: Array("otpd-refresh\u{0}\(token)".utf8))))"
     }
 
     /// Revokes the whole family of a refresh token. Unknown tokens are accepted silently.
@@ -103,6 +135,15 @@ extension OTPEngine {
         let app = try app(appID)
         guard let userID = Self.parseRefreshToken(refreshToken) else { return }
         try await store.revokeRefreshTokenFamily(app: app.id, userID: userID, tokenHash: Self.tokenHash(refreshToken))
+    }
+
+    // MARK: lockout
+
+    /// Lifts the lockout of an identifier (`otpd user unlock`); true when it was locked.
+    public func unlock(appID: String, identifier raw: String) async throws(OTPError) -> Bool {
+        let app = try app(appID)
+        guard let identifier = Identifier(raw) else { throw .invalidIdentifier }
+        return try await store.unlock(app: app.id, userID: userID(app: app.id, identifier: identifier))
     }
 
     // MARK: current user

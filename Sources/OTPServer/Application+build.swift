@@ -25,7 +25,8 @@ public func buildApplication(
     let engine = OTPEngine(
         configuration: configuration, redis: redis,
         providers: configuration.deliveryProviders(logger: deliveryLogger), logger: logger,
-        onDelivery: metrics.recordDelivery)
+        onDelivery: metrics.recordDelivery,
+        onSecurityEvent: { metrics.recordSecurityEvent(app: $0.app, event: $0.kind.rawValue) })
     let router = buildRouter(configuration: configuration, redis: redis, engine: engine, metrics: metrics)
     extraRoutes(router)
     var app = Application(

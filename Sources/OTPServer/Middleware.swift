@@ -37,7 +37,7 @@ struct ObservabilityMiddleware: RouterMiddleware {
         response.headers[Self.requestIDHeader] = requestID
         let route = context.endpointPath ?? "unmatched"
         metrics.recordRequest(
-            route: route, method: request.method.rawValue, status: response.status.code, duration: duration)
+            route: route, method: MetricLabels.method(request.method), status: response.status.code, duration: duration)
         context.logger.info(
             "request",
             metadata: [

@@ -12,6 +12,11 @@ extension APIError {
             self.init(
                 .badRequest, code: "invalid_identifier",
                 "identifier must be an email address or an E.164 phone number ('+' and 8-15 digits)")
+        case .invalidField(let name, let reason):
+            self.init(.badRequest, code: "invalid_field", "\(name) \(reason)")
+        case .countryNotAllowed:
+            self.init(
+                .badRequest, code: "country_not_allowed", "this app does not send SMS or calls to that country")
         case .channelNotSupported(let message):
             self.init(.badRequest, code: "channel_not_supported", message)
         case .telegramNotLinked:
@@ -37,6 +42,22 @@ extension APIError {
             self.init(
                 .tooManyRequests, code: "too_many_attempts",
                 "too many wrong codes for this identifier; try again in \(seconds) s", headers: retry(seconds))
+        case .tooManyFailuresFromIP(let seconds):
+            self.init(
+                .tooManyRequests, code: "too_many_attempts",
+                "too many wrong codes from this address; try again in \(seconds) s", headers: retry(seconds))
+        case .identifierLocked(let seconds):
+            self.init(
+                .tooManyRequests, code: "identifier_locked",
+                "too many wrong codes in a row for this identifier; its codes are refused for \(seconds) s",
+                headers: retry(seconds))
+        case .tooManyCallsForApp(let seconds):
+            self.init(
+                .tooManyRequests, code: "rate_limited", "this app has sent as many SMS and calls as it may this hour",
+                headers: retry(seconds))
+        case .tooManyRefreshes(let seconds):
+            self.init(
+                .tooManyRequests, code: "rate_limited", "this session refreshed too often this hour", headers: retry(seconds))
         case .resendCooldown(let seconds):
             self.init(
                 .tooManyRequests, code: "resend_cooldown", "a code was sent moments ago; wait \(seconds) s before asking again",

@@ -45,6 +45,11 @@ public final class ServerMetrics: Sendable {
             .increment()
     }
 
+    /// A security event (`SecurityEvent.Kind`, a fixed set) of a configured app.
+    @Sendable func recordSecurityEvent(app: String, event: String) {
+        counter("security", "events", "Security events, by app and event", [("app", app), ("event", event)]).increment()
+    }
+
     /// A request whose Redis work could not be done: `StorageFailure.Kind` (a fixed set).
     func recordRedisError(kind: String) {
         counter("redis", "errors", "Requests Redis could not answer, by kind (unavailable, timeout, shutdown, failed)", [("kind", kind)])

@@ -53,13 +53,15 @@ struct OTPStoreTests {
     static let rightHash = [UInt8](repeating: 1, count: 32)
     static let wrongHash = [UInt8](repeating: 2, count: 32)
 
-    func activation(_ otp: OTPStore.NewOTP, hash: [UInt8] = rightHash, failuresPerHour: Int = 1000, maxAttempts: Int = 100)
-        -> OTPStore.Activation
-    {
+    func activation(
+        _ otp: OTPStore.NewOTP, hash: [UInt8] = rightHash, failuresPerHour: Int = 1000, maxAttempts: Int = 100,
+        maxConsecutive: Int = 1000
+    ) -> OTPStore.Activation {
         OTPStore.Activation(
             app: otp.app, userID: otp.userID, purpose: .auth, suffix: otp.suffix, codeHash: hash, maxAttempts: maxAttempts,
-            failuresPerHour: failuresPerHour, sendsPerHour: otp.sendsPerHour,
-            refreshTokenHash: UUID().uuidString.lowercased(), familyID: UUID().uuidString, refreshTTLSeconds: 3600)
+            failuresPerHour: failuresPerHour, sendsPerHour: otp.sendsPerHour, maxConsecutiveFailures: maxConsecutive,
+            lockoutSeconds: 86_400, refreshTokenHash: UUID().uuidString.lowercased(), familyID: UUID().uuidString,
+            refreshTTLSeconds: 3600, sessionMaxSeconds: 7_776_000)
     }
 
     static func newUserID() -> String {
@@ -157,21 +159,21 @@ struct OTPStoreTests {
         }
     }
 
-    @Test func clientIPQuotaRetryAfterIsExact() async throws {
-        let ip = "198.51.100.\(Int.random(in: 1...254))-\(UUID().uuidString.prefix(6))"
+    @Test func clientQuotaRetryAfterIsExact() async throws {
+        let counter = OTPStore.HourlyCounter.clientSends(app: "t", client: "198.51.100.\(Int.random(in: 1...254))-\(UUID().uuidString.prefix(6))")
         let start = clock.now
-        for _ in 0..<3 { #expect(try await store.takeIPQuota(app: "t", ip: ip, limit: 3) == .taken) }
-        guard case .overQuota(let retryAfter) = try await store.takeIPQuota(app: "t", ip: ip, limit: 3) else {
-            Issue.record("the fourth send from the IP is over its quota")
+        for _ in 0..<3 { #expect(try await store.take(counter, limit: 3) == .taken) }
+        guard case .overLimit(let retryAfter) = try await store.take(counter, limit: 3) else {
+            Issue.record("the fourth send from the client is over its quota")
             return
         }
         clock.set(start + Int64(retryAfter - 1) * 1000)
-        #expect(try await store.takeIPQuota(app: "t", ip: ip, limit: 3) == .overQuota(retryAfter: 1))
+        #expect(try await store.take(counter, limit: 3) == .overLimit(retryAfter: 1))
         clock.set(start + Int64(retryAfter) * 1000)
-        #expect(try await store.takeIPQuota(app: "t", ip: ip, limit: 3) == .taken)
+        #expect(try await store.take(counter, limit: 3) == .taken)
         // Given back, one fits again at once.
-        await store.giveBackIPQuota(app: "t", ip: ip, limit: 3)
-        #expect(try await store.takeIPQuota(app: "t", ip: ip, limit: 3) == .taken)
+        await store.giveBack(counter, limit: 3)
+        #expect(try await store.take(counter, limit: 3) == .taken)
     }
 
     // MARK: failed verifications
@@ -203,7 +205,7 @@ struct OTPStoreTests {
         clock.set(start + Int64(retryAfter - 1) * 1000)
         #expect(try await store.activate(late.activation(otp, failuresPerHour: 4)) == .locked(retryAfter: 1))
         clock.set(start + Int64(retryAfter) * 1000)
-        guard case .activated(let signedIn) = try await store.activate(late.activation(otp, failuresPerHour: 4)) else {
+        guard case .activated(let signedIn, _) = try await store.activate(late.activation(otp, failuresPerHour: 4)) else {
             Issue.record("the right code works at Retry-After")
             return
         }
@@ -219,7 +221,7 @@ struct OTPStoreTests {
         for remaining in [1, 0] {
             #expect(
                 try await store.activate(activation(otp, hash: Self.wrongHash, maxAttempts: 2))
-                    == .invalid(attemptsRemaining: remaining))
+                    == .invalid(attemptsRemaining: remaining, lockedNow: false))
         }
         guard case .exhausted(let retryAfter) = try await store.activate(activation(otp, maxAttempts: 2)) else {
             Issue.record("the right code is refused once the attempts are spent")
@@ -250,7 +252,7 @@ struct OTPStoreTests {
         }
         #expect(!created)
         try await Task.sleep(for: .milliseconds(700))
-        guard case .activated(let activated) = try await store.activate(activation(late)) else {
+        guard case .activated(let activated, _) = try await store.activate(activation(late)) else {
             Issue.record("the late code must not outlive its user")
             return
         }

@@ -31,8 +31,9 @@ func v1YAML(redisURL: String, prefix: String) -> String {
             name: Test App
             channels: [email, sms, call, telegram]
             otp: {length: 6, ttl_seconds: 600, max_attempts: 5, resend_cooldown_seconds: 0}
-            limits: {sends_per_identifier_per_hour: 1000, sends_per_ip_per_hour: 100000, failed_attempts_per_identifier_per_hour: 1000}
-            tokens: {issuer: otpd-test, active_kid: k1, keys: [\(key), \(key2)]}
+            limits: {sends_per_identifier_per_hour: 1000, sends_per_ip_per_hour: 100000, failed_attempts_per_identifier_per_hour: 1000,
+                     failed_attempts_per_ip_per_hour: 100000}
+            tokens: {issuer: otpd-test, active_kid: k1, reuse_interval_seconds: 0, keys: [\(key), \(key2)]}
             templates:
               en: {sms: "{code} is your {app_name} code", email_subject: "Your {app_name} code", email_text: "Code {code}, valid {ttl_minutes} min", call: "Your code is {code}", telegram: "{code}"}
               fr: {sms: "{code} est votre code {app_name}", email_subject: "Votre code", email_text: "Code {code}", call: "Code {code}", telegram: "{code}"}

@@ -12,7 +12,11 @@ struct KeySpace: Sendable {
     func idempotency(_ app: String, _ user: String, key: String) -> String { tag(app, user) + ":idem:" + key }
     func refreshToken(_ app: String, _ user: String, hash: String) -> String { tag(app, user) + ":rt:" + hash }
     func familyPrefix(_ app: String, _ user: String) -> String { tag(app, user) + ":rf:" }
-    func ipQuota(_ app: String, ip: String) -> String { "\(prefix):{\(app):ip:\(ip)}:q" }
+    /// A client's hourly sends (`q`) and failed verifications (`f`), by its quota subject.
+    func ipSends(_ app: String, subject: String) -> String { "\(prefix):{\(app):ip:\(subject)}:q" }
+    func ipFailures(_ app: String, subject: String) -> String { "\(prefix):{\(app):ip:\(subject)}:f" }
+    /// An app's SMS and calls this hour (the SMS-pumping ceiling).
+    func appCalls(_ app: String) -> String { "\(prefix):{\(app):calls}:q" }
 }
 
 /// What an OTP is for; it is the first character of an otp_id after the user id, and each

@@ -60,6 +60,8 @@ struct OTPStore: Sendable {
         case userExists
         case userNotFound
         case telegramNotLinked
+        /// Too many wrong codes in a row: the identifier's codes are refused until the lockout ends.
+        case locked(retryAfter: Int)
         case cooldown(retryAfter: Int)
         case rateLimited(retryAfter: Int)
     }
@@ -90,6 +92,7 @@ struct OTPStore: Sendable {
         case "exists": return .userExists
         case "no_user": return .userNotFound
         case "tg_unlinked": return .telegramNotLinked
+        case "locked": return .locked(retryAfter: try reply.int(1))
         case "cooldown": return .cooldown(retryAfter: try reply.int(1))
         case "rate": return .rateLimited(retryAfter: try reply.int(1))
         default: throw reply.unexpected()
@@ -109,28 +112,50 @@ struct OTPStore: Sendable {
             arguments: [RedisArgument(otp.suffix), userCreated ? "1" : "0"])
     }
 
-    // MARK: client IP quota
+    // MARK: hourly counters
 
-    enum IPQuotaOutcome: Sendable, Hashable {
-        case taken
-        case overQuota(retryAfter: Int)
+    /// A counter with a hash tag of its own, so it is a script of its own beside the action it
+    /// guards: taken first, given back when the action did not happen.
+    enum HourlyCounter: Sendable, Hashable {
+        /// Codes requested from one client (an IPv4 address or an IPv6 /64).
+        case clientSends(app: String, client: String)
+        /// Wrong codes from one client, across all users.
+        case clientFailures(app: String, client: String)
+        /// SMS and calls of one app (the SMS-pumping ceiling).
+        case appCalls(app: String)
     }
 
-    /// Takes one send from a client IP's hourly quota.
-    func takeIPQuota(app: String, ip: String, limit: Int) async throws(OTPError) -> IPQuotaOutcome {
-        let reply = try await run(
-            Scripts.ipQuota, "ipQuota", keys: [keys.ipQuota(app, ip: ip)], arguments: [RedisArgument(limit), "1"])
+    enum CounterOutcome: Sendable, Hashable {
+        case taken
+        case overLimit(retryAfter: Int)
+    }
+
+    func take(_ counter: HourlyCounter, limit: Int) async throws(OTPError) -> CounterOutcome {
+        let reply = try await run(Scripts.hourlyCounter, "hourlyCounter", keys: [key(counter)], arguments: [RedisArgument(limit), "1"])
         switch reply.status {
         case "ok": return .taken
-        case "rate": return .overQuota(retryAfter: try reply.int(1))
+        case "rate": return .overLimit(retryAfter: try reply.int(1))
         default: throw reply.unexpected()
         }
     }
 
-    /// Gives back a send taken by `takeIPQuota`. Best effort.
-    func giveBackIPQuota(app: String, ip: String, limit: Int) async {
-        _ = try? await run(
-            Scripts.ipQuota, "ipQuota", keys: [keys.ipQuota(app, ip: ip)], arguments: [RedisArgument(limit), "-1"])
+    /// Gives back what `take` took. Best effort.
+    func giveBack(_ counter: HourlyCounter, limit: Int) async {
+        _ = try? await run(Scripts.hourlyCounter, "hourlyCounter", keys: [key(counter)], arguments: [RedisArgument(limit), "-1"])
+    }
+
+    private func key(_ counter: HourlyCounter) -> String {
+        switch counter {
+        case .clientSends(let app, let client): return keys.ipSends(app, subject: client)
+        case .clientFailures(let app, let client): return keys.ipFailures(app, subject: client)
+        case .appCalls(let app): return keys.appCalls(app)
+        }
+    }
+
+    /// Lifts an identifier's lockout; true when it was locked.
+    func unlock(app: String, userID: String) async throws(OTPError) -> Bool {
+        let reply = try await run(Scripts.unlock, "unlock", keys: [keys.user(app, userID), keys.quota(app, userID)], arguments: [])
+        return reply.value.int == 1
     }
 
     // MARK: activate
@@ -146,16 +171,24 @@ struct OTPStore: Sendable {
         var failuresPerHour: Int
         /// For the Retry-After of a dead OTP: when may a new code be sent.
         var sendsPerHour: Int
+        var maxConsecutiveFailures: Int
+        var lockoutSeconds: Int
         var refreshTokenHash: String
         var familyID: String
         var refreshTTLSeconds: Int
+        var sessionMaxSeconds: Int
     }
 
     enum ActivateOutcome: Sendable, Hashable {
-        case activated(User)
+        /// Signed in; the refresh token lives `refreshTTL` seconds.
+        case activated(User, refreshTTL: Int)
         case notFound
-        case invalid(attemptsRemaining: Int)
+        /// Wrong; `lockedNow` when this guess reached the maximum in a row and locked the identifier.
+        case invalid(attemptsRemaining: Int, lockedNow: Bool)
         case exhausted(retryAfter: Int)
+        /// Too many wrong codes in a row (across OTPs): codes refused until the lockout ends.
+        case identifierLocked(retryAfter: Int)
+        /// Too many wrong codes this hour.
         case locked(retryAfter: Int)
     }
 
@@ -172,13 +205,15 @@ struct OTPStore: Sendable {
                 RedisArgument(activation.suffix), RedisArgument(bytes: activation.codeHash),
                 RedisArgument(activation.failuresPerHour), RedisArgument(activation.refreshTTLSeconds),
                 RedisArgument(activation.familyID), RedisArgument(user), RedisArgument(activation.maxAttempts),
-                RedisArgument(activation.sendsPerHour),
+                RedisArgument(activation.sendsPerHour), RedisArgument(activation.maxConsecutiveFailures),
+                RedisArgument(activation.lockoutSeconds * 1000), RedisArgument(activation.sessionMaxSeconds),
             ])
         switch reply.status {
-        case "ok": return .activated(try reply.user())
+        case "ok": return .activated(try reply.user(), refreshTTL: try reply.int(1))
         case "not_found": return .notFound
-        case "invalid": return .invalid(attemptsRemaining: try reply.int(1))
+        case "invalid": return .invalid(attemptsRemaining: try reply.int(1), lockedNow: try reply.int(2) == 1)
         case "exhausted": return .exhausted(retryAfter: try reply.int(1))
+        case "identifier_locked": return .identifierLocked(retryAfter: try reply.int(1))
         case "locked": return .locked(retryAfter: try reply.int(1))
         default: throw reply.unexpected()
         }
@@ -187,27 +222,48 @@ struct OTPStore: Sendable {
     // MARK: refresh tokens
 
     enum RefreshOutcome: Sendable, Hashable {
-        case rotated(User)
-        /// Unknown, expired or revoked.
+        /// The child token is stored (or, for a retry within the reuse interval, still unused);
+        /// it lives `ttl` seconds.
+        case rotated(User, ttl: Int)
+        /// Unknown, expired, revoked, or its session is over.
         case invalid
         /// Presented after it was rotated: its family is now revoked.
         case reused
+        /// The session rotated too often this hour.
+        case rateLimited(retryAfter: Int)
     }
 
-    func rotateRefreshToken(
-        app: String, userID: String, presentedHash: String, newHash: String, ttlSeconds: Int
-    ) async throws(OTPError) -> RefreshOutcome {
+    /// A refresh token presented for rotation, with the session's rules.
+    struct Rotation: Sendable {
+        var app: String
+        var userID: String
+        var presentedHash: String
+        /// The child the presented token rotates to (derived from it: a retry names it again).
+        var childHash: String
+        var ttlSeconds: Int
+        var sessionMaxSeconds: Int
+        var reuseIntervalSeconds: Int
+        var refreshesPerHour: Int
+    }
+
+    func rotateRefreshToken(_ rotation: Rotation) async throws(OTPError) -> RefreshOutcome {
+        let (app, user) = (rotation.app, rotation.userID)
         let reply = try await run(
             Scripts.refresh, "refresh",
             keys: [
-                keys.refreshToken(app, userID, hash: presentedHash), keys.refreshToken(app, userID, hash: newHash),
-                keys.user(app, userID),
+                keys.refreshToken(app, user, hash: rotation.presentedHash),
+                keys.refreshToken(app, user, hash: rotation.childHash), keys.user(app, user),
             ],
-            arguments: [RedisArgument(keys.familyPrefix(app, userID)), RedisArgument(ttlSeconds)])
+            arguments: [
+                RedisArgument(keys.familyPrefix(app, user)), RedisArgument(rotation.ttlSeconds),
+                RedisArgument(rotation.sessionMaxSeconds), RedisArgument(rotation.reuseIntervalSeconds * 1000),
+                RedisArgument(rotation.refreshesPerHour),
+            ])
         switch reply.status {
-        case "ok": return .rotated(try reply.user())
+        case "ok": return .rotated(try reply.user(), ttl: try reply.int(1))
         case "invalid": return .invalid
         case "reused": return .reused
+        case "rate": return .rateLimited(retryAfter: try reply.int(1))
         default: throw reply.unexpected()
         }
     }
@@ -288,8 +344,9 @@ private struct ScriptReply {
         return number
     }
 
+    /// `{'ok', extra, user fields…}`
     func user() throws(OTPError) -> User {
-        try User(fields.dropFirst())
+        try User(fields.dropFirst(2))
     }
 
     func unexpected() -> OTPError {

@@ -56,14 +56,20 @@ public enum Scripts {
           if redis.call('EXISTS', user_key) == 1 then return user_key end
           return own_key
         end
+        -- w: hour; sc/sp: sends, fc/fp: failed verifications (this hour, the hour before); n: next
+        -- send allowed (ms); cf: wrong codes in a row; lk: locked until (ms)
         local function load_quota(key)
-          local v = redis.call('HMGET', key, 'w', 'sc', 'sp', 'fc', 'fp', 'n')
-          return {w = v[1], sc = v[2], sp = v[3], fc = v[4], fp = v[5], n = v[6]}
+          local v = redis.call('HMGET', key, 'w', 'sc', 'sp', 'fc', 'fp', 'n', 'cf', 'lk')
+          return {w = v[1], sc = v[2], sp = v[3], fc = v[4], fp = v[5], n = tonumber(v[6] or '0'),
+            cf = tonumber(v[7] or '0'), lk = tonumber(v[8] or '0')}
         end
         local function save_quota(key, own_key, now, q)
-          redis.call('HSET', key, 'w', math.floor(now / H), 'sc', q.sc, 'sp', q.sp, 'fc', q.fc, 'fp', q.fp, 'n', q.n)
-          if key == own_key then redis.call('PEXPIRE', key, 2 * H) end
+          redis.call('HSET', key, 'w', math.floor(now / H), 'sc', q.sc, 'sp', q.sp, 'fc', q.fc, 'fp', q.fp, 'n', q.n,
+            'cf', q.cf, 'lk', q.lk)
+          if key == own_key then redis.call('PEXPIRE', key, math.max(2 * H, q.lk - now)) end
         end
+        -- ms until a lockout (after too many wrong codes in a row) ends; 0 when not locked
+        local function lock_wait(q, now) return math.max(0, q.lk - now) end
         -- constant-time comparison of two byte strings of equal length
         local function same(a, b)
           if not a or not b or #a ~= #b then return false end
@@ -72,8 +78,10 @@ public enum Scripts {
           return d == 0
         end
         local USER_FIELDS = {'\(userFields.joined(separator: "', '"))'}
-        local function user_reply(key)
+        -- {'ok', extra, user fields…}
+        local function user_reply(key, extra)
           local u = redis.call('HMGET', key, unpack(USER_FIELDS))
+          table.insert(u, 1, extra)
           table.insert(u, 1, 'ok')
           return u
         end
@@ -89,7 +97,7 @@ public enum Scripts {
     ///       13 first name, 14 last name, 15 unverified user ttl ms
     /// Returns {'created', otp id, user created 1/0, telegram chat id or ''}, {'decoy', otp id},
     ///         {'replay', otp id, user created}, {'exists'}, {'no_user'}, {'tg_unlinked'},
-    ///         {'cooldown', s} or {'rate', s}
+    ///         {'locked', s} (too many wrong codes in a row), {'cooldown', s} or {'rate', s}
     public static let send = RedisScript(
         prelude + """
             if ARGV[9] == '1' then
@@ -107,17 +115,20 @@ public enum Scripts {
               if mode == 'login' then return {'no_user'} end
               decoy = true
             end
+            -- a chat is linked to a user or to nobody: an unknown user answers as an unlinked one
             local chat = ''
-            if ARGV[5] == 'telegram' and not decoy then
+            if ARGV[5] == 'telegram' then
               chat = redis.call('HGET', KEYS[1], 'tg')
               if not chat then return {'tg_unlinked'} end
             end
             local now = now_ms()
             local qkey = quota_key(KEYS[1], KEYS[3])
             local q = load_quota(qkey)
+            local locked = lock_wait(q, now)
+            if locked > 0 then return {'locked', seconds(locked)} end
             local sc, sp, e = window(q, now, 'sc', 'sp')
             local rate = wait_ms(sc, sp, tonumber(ARGV[8]), e)
-            local cooldown = math.max(0, tonumber(q.n or '0') - now)
+            local cooldown = math.max(0, q.n - now)
             if rate > cooldown then return {'rate', seconds(rate)} end
             if cooldown > 0 then return {'cooldown', seconds(cooldown)} end
             local fc, fp = window(q, now, 'fc', 'fp')
@@ -135,7 +146,7 @@ public enum Scripts {
               local left = redis.call('PTTL', KEYS[1])
               if left >= 0 and left < ttl then redis.call('PEXPIRE', KEYS[1], ttl) end
             end
-            save_quota(qkey, KEYS[3], now, {sc = sc + 1, sp = sp, fc = fc, fp = fp, n = now + tonumber(ARGV[7])})
+            save_quota(qkey, KEYS[3], now, {sc = sc + 1, sp = sp, fc = fc, fp = fp, n = now + tonumber(ARGV[7]), cf = q.cf, lk = q.lk})
             redis.call('DEL', KEYS[2])
             redis.call('HSET', KEYS[2], 'i', ARGV[3], 'h', ARGV[4], 'a', 0)
             redis.call('PEXPIRE', KEYS[2], ttl)
@@ -160,7 +171,7 @@ public enum Scripts {
             if q.w then
               local sc, sp = window(q, now, 'sc', 'sp')
               local fc, fp = window(q, now, 'fc', 'fp')
-              save_quota(qkey, KEYS[2], now, {sc = math.max(0, sc - 1), sp = sp, fc = fc, fp = fp, n = 0})
+              save_quota(qkey, KEYS[2], now, {sc = math.max(0, sc - 1), sp = sp, fc = fc, fp = fp, n = 0, cf = q.cf, lk = q.lk})
             end
             local idem = redis.call('GET', KEYS[3])
             if idem and string.sub(idem, -#ARGV[2]) == ARGV[2] then redis.call('DEL', KEYS[3]) end
@@ -168,14 +179,18 @@ public enum Scripts {
             return 1
             """)
 
-    /// Checks a code. Right: the OTP is consumed, the user activated and signed in, and a
-    /// refresh token (and its family) stored. Wrong: one attempt and one hourly failure used.
+    /// Checks a code. Right: the OTP is consumed, the user activated and signed in, the count of
+    /// wrong codes in a row reset, and a refresh token and its family (a session) stored. Wrong:
+    /// one attempt, one hourly failure and one consecutive failure used; the one that reaches
+    /// the maximum in a row locks the identifier.
     ///
     /// KEYS: 1 otp, 2 own quota, 3 user, 4 new refresh token, 5 new family
     /// ARGV: 1 clock, 2 otp id (after the user id), 3 code hash, 4 failures per hour,
-    ///       5 refresh ttl s, 6 family id, 7 user id, 8 max attempts, 9 sends per hour
-    /// Returns {'ok', user fields…}, {'not_found'}, {'invalid', attempts remaining},
-    ///         {'exhausted', s until a new code may be sent} or {'locked', s}
+    ///       5 refresh ttl s, 6 family id, 7 user id, 8 max attempts, 9 sends per hour,
+    ///       10 max consecutive failures, 11 lockout ms, 12 session max s
+    /// Returns {'ok', refresh ttl s, user fields…}, {'not_found'},
+    ///         {'invalid', attempts remaining, locked now 1/0}, {'exhausted', s until a new code
+    ///         may be sent}, {'identifier_locked', s} or {'locked', s}
     public static let activate = RedisScript(
         prelude + """
             local otp = redis.call('HMGET', KEYS[1], 'i', 'h', 'a')
@@ -186,59 +201,86 @@ public enum Scripts {
             local attempts, max = tonumber(otp[3]), tonumber(ARGV[8])
             if attempts >= max then
               local sc, sp, e = window(q, now, 'sc', 'sp')
-              return {'exhausted', seconds(math.max(wait_ms(sc, sp, tonumber(ARGV[9]), e), tonumber(q.n or '0') - now))}
+              return {'exhausted', seconds(math.max(wait_ms(sc, sp, tonumber(ARGV[9]), e), q.n - now))}
             end
+            local lockout = lock_wait(q, now)
+            if lockout > 0 then return {'identifier_locked', seconds(lockout)} end
             local fc, fp, e = window(q, now, 'fc', 'fp')
             local locked = wait_ms(fc, fp, tonumber(ARGV[4]), e)
             if locked > 0 then return {'locked', seconds(locked)} end
+            local sc, sp = window(q, now, 'sc', 'sp')
             if not same(otp[2], ARGV[3]) then
               attempts = attempts + 1
               redis.call('HSET', KEYS[1], 'a', attempts)
-              local sc, sp = window(q, now, 'sc', 'sp')
-              save_quota(qkey, KEYS[2], now, {sc = sc, sp = sp, fc = fc + 1, fp = fp, n = tonumber(q.n or '0')})
-              return {'invalid', max - attempts}
+              local cf, lk, locks = q.cf + 1, q.lk, 0
+              if cf >= tonumber(ARGV[10]) then lk, cf, locks = now + tonumber(ARGV[11]), 0, 1 end
+              save_quota(qkey, KEYS[2], now, {sc = sc, sp = sp, fc = fc + 1, fp = fp, n = q.n, cf = cf, lk = lk})
+              return {'invalid', max - attempts, locks}
             end
             redis.call('DEL', KEYS[1])
             local status = redis.call('HGET', KEYS[3], 'status')
             if not status then return {'not_found'} end
+            if q.cf > 0 then save_quota(qkey, KEYS[2], now, {sc = sc, sp = sp, fc = fc, fp = fp, n = q.n, cf = 0, lk = 0}) end
             if status == 'unverified' then
               redis.call('HSET', KEYS[3], 'status', 'active')
               redis.call('PERSIST', KEYS[3])
             end
             redis.call('HSET', KEYS[3], 'last_login_at', math.floor(now / 1000))
-            local ttl = tonumber(ARGV[5])
+            local ttl = math.min(tonumber(ARGV[5]), tonumber(ARGV[12]))
             redis.call('HSET', KEYS[4], 'f', ARGV[6], 's', 'a')
             redis.call('EXPIRE', KEYS[4], ttl)
-            redis.call('SET', KEYS[5], ARGV[7], 'EX', ttl)
-            return user_reply(KEYS[3])
+            redis.call('HSET', KEYS[5], 'u', ARGV[7], 't0', now)
+            redis.call('EXPIRE', KEYS[5], ttl)
+            return user_reply(KEYS[3], ttl)
             """)
 
-    /// Rotates a refresh token: the presented one is marked used and a new one stored in the
-    /// same family. A token presented a second time revokes its whole family.
+    /// Rotates a refresh token within its session (family). The presented token is marked
+    /// rotated and its child stored; the child is derived from the parent by the caller, so a
+    /// retry of the same refresh names the same child. Presenting a rotated token again within
+    /// the reuse interval while its child is unused answers that child again (a retried or
+    /// concurrent refresh); any other reuse revokes the family. A session ends
+    /// `session max` after its sign-in however often it rotates, and rotates at most
+    /// `refreshes per hour` times an hour.
     ///
-    /// KEYS: 1 presented token, 2 new token, 3 user; ARGV: 1 clock, 2 family key prefix,
-    /// 3 refresh ttl s
-    /// Returns {'ok', user fields…}, {'invalid'} or {'reused'}
+    /// KEYS: 1 presented token, 2 child token, 3 user
+    /// ARGV: 1 clock, 2 family key prefix, 3 refresh ttl s, 4 session max s, 5 reuse interval ms,
+    ///       6 refreshes per hour
+    /// Returns {'ok', child ttl s, user fields…}, {'invalid'}, {'reused'} or {'rate', s}
     public static let refresh = RedisScript(
         prelude + """
-            local token = redis.call('HMGET', KEYS[1], 'f', 's')
+            local token = redis.call('HMGET', KEYS[1], 'f', 's', 't')
             if not token[1] then return {'invalid'} end
             local family = ARGV[2] .. token[1]
-            if redis.call('EXISTS', family) == 0 then return {'invalid'} end
-            if token[2] ~= 'a' then
-              redis.call('DEL', family)
-              return {'reused'}
-            end
-            if redis.call('EXISTS', KEYS[3]) == 0 then
+            local session = redis.call('HMGET', family, 'u', 't0', 'w', 'sc', 'sp')
+            if not session[1] then return {'invalid'} end
+            local now = now_ms()
+            local ends = tonumber(session[2]) + tonumber(ARGV[4]) * 1000
+            if now >= ends or redis.call('EXISTS', KEYS[3]) == 0 then
               redis.call('DEL', family)
               return {'invalid'}
             end
-            local ttl = tonumber(ARGV[3])
-            redis.call('HSET', KEYS[1], 's', 'r')
+            if token[2] ~= 'a' then
+              local child = redis.call('HMGET', KEYS[2], 'f', 's')
+              if now - tonumber(token[3] or '0') < tonumber(ARGV[5]) and child[1] == token[1] and child[2] == 'a' then
+                return user_reply(KEYS[3], math.max(1, math.floor(redis.call('PTTL', KEYS[2]) / 1000)))
+              end
+              redis.call('DEL', family)
+              return {'reused'}
+            end
+            local sc, sp, e = window({w = session[3], sc = session[4], sp = session[5]}, now, 'sc', 'sp')
+            local wait = wait_ms(sc, sp, tonumber(ARGV[6]), e)
+            if wait > 0 then return {'rate', seconds(wait)} end
+            local ttl = math.min(tonumber(ARGV[3]), math.floor((ends - now) / 1000))
+            if ttl < 1 then
+              redis.call('DEL', family)
+              return {'invalid'}
+            end
+            redis.call('HSET', KEYS[1], 's', 'r', 't', now)
             redis.call('HSET', KEYS[2], 'f', token[1], 's', 'a')
             redis.call('EXPIRE', KEYS[2], ttl)
+            redis.call('HSET', family, 'w', math.floor(now / H), 'sc', sc + 1, 'sp', sp)
             redis.call('EXPIRE', family, ttl)
-            return user_reply(KEYS[3])
+            return user_reply(KEYS[3], ttl)
             """)
 
     /// Revokes the family of a refresh token. KEYS: 1 token; ARGV: 1 clock, 2 family key prefix.
@@ -250,28 +292,45 @@ public enum Scripts {
         return family and 1 or 0
         """)
 
-    /// Counts one send against a client IP's hourly quota (its own hash tag: one key).
+    /// One hourly counter with a key (and hash tag) of its own: a client IP's sends, a client
+    /// IP's failed verifications, an app's SMS and calls. Taken before the action it guards and
+    /// given back when the action did not happen, so concurrent requests never exceed the limit.
     ///
-    /// KEYS: 1 ip quota; ARGV: 1 clock, 2 limit, 3 delta (1 to take, -1 to give back)
+    /// KEYS: 1 counter; ARGV: 1 clock, 2 limit, 3 delta (1 to take, -1 to give back)
     /// Returns {'ok'} or {'rate', s}
-    public static let ipQuota = RedisScript(
+    public static let hourlyCounter = RedisScript(
         prelude + """
             local now = now_ms()
-            local q = load_quota(KEYS[1])
-            local sc, sp, e = window(q, now, 'sc', 'sp')
+            local v = redis.call('HMGET', KEYS[1], 'w', 'c', 'p')
+            local c, p, e = window({w = v[1], c = v[2], p = v[3]}, now, 'c', 'p')
             local delta = tonumber(ARGV[3])
             if delta > 0 then
-              local wait = wait_ms(sc, sp, tonumber(ARGV[2]), e)
+              local wait = wait_ms(c, p, tonumber(ARGV[2]), e)
               if wait > 0 then return {'rate', seconds(wait)} end
             end
-            redis.call('HSET', KEYS[1], 'w', math.floor(now / H), 'sc', math.max(0, sc + delta), 'sp', sp)
+            redis.call('HSET', KEYS[1], 'w', math.floor(now / H), 'c', math.max(0, c + delta), 'p', p)
             redis.call('PEXPIRE', KEYS[1], 2 * H)
             return {'ok'}
             """)
 
+    /// Lifts an identifier's lockout (`otpd user unlock`): the count of wrong codes in a row
+    /// and the lock, wherever its quotas live. KEYS: 1 user, 2 own quota; ARGV: 1 clock.
+    /// Returns 1 when it was locked, else 0.
+    public static let unlock = RedisScript(
+        prelude + """
+            local now = now_ms()
+            local was = 0
+            for _, key in ipairs(KEYS) do
+              local lk = tonumber(redis.call('HGET', key, 'lk') or '0')
+              if lk > now then was = 1 end
+              if redis.call('EXISTS', key) == 1 then redis.call('HSET', key, 'cf', 0, 'lk', 0) end
+            end
+            return was
+            """)
+
     public static let named: [String: RedisScript] = [
         "send": send, "cancelSend": cancelSend, "activate": activate, "refresh": refresh, "revoke": revoke,
-        "ipQuota": ipQuota,
+        "hourlyCounter": hourlyCounter, "unlock": unlock,
     ]
 
     public static var all: [RedisScript] { Array(named.values) }

@@ -73,11 +73,13 @@ struct V1Controller {
         let appID = try context.parameters.require("app_id")
         let body = try await request.decodeJSON(as: ActivateBody.self, context: context)
         do {
-            let result = try await engine.activate(appID: appID, otpID: body.otpID, code: body.otp)
+            let result = try await engine.activate(
+                appID: appID, otpID: body.otpID, code: body.otp, clientIP: clientAddress.resolve(request, context: context))
             metrics.recordVerification(app: appID, outcome: "success")
             return Self.authResponse(result)
         } catch {
-            metrics.recordVerification(app: appID, outcome: Self.outcome(error))
+            // Only a configured app becomes a label: the path's app id is the client's choice.
+            if engine.apps[appID] != nil { metrics.recordVerification(app: appID, outcome: Self.outcome(error)) }
             throw error
         }
     }
@@ -99,7 +101,8 @@ struct V1Controller {
     @Sendable func refresh(_ request: Request, _ context: OTPRequestContext) async throws -> Response {
         let appID = try context.parameters.require("app_id")
         let body = try await request.decodeJSON(as: RefreshBody.self, context: context)
-        let result = try await engine.refresh(appID: appID, refreshToken: body.refreshToken)
+        let result = try await engine.refresh(
+            appID: appID, refreshToken: body.refreshToken, clientIP: clientAddress.resolve(request, context: context))
         return Self.authResponse(result)
     }
 
@@ -142,6 +145,9 @@ struct V1Controller {
         fields.field("refresh_token_expiration", result.refreshTokenExpiration)
         var json = JSONWriter()
         json.field("auth_result", fields)
-        return json.response()
+        var response = json.response()
+        // Tokens must not be kept by any cache between here and the client.
+        response.headers[.cacheControl] = "no-store"
+        return response
     }
 }
