@@ -55,6 +55,8 @@ struct ConfigurationCheck {
         try require(!server.host.isEmpty, "server.host", "is empty")
         try require((1...65535).contains(server.port), "server.port", "must be 1-65535, got \(server.port)")
         try require(server.maxBodyBytes > 0, "server.max_body_bytes", "must be positive")
+        try require(server.idleTimeoutSeconds > 0, "server.idle_timeout_seconds", "must be positive")
+        try require(server.maxConnections > 0, "server.max_connections", "must be positive")
         for (i, proxy) in server.trustedProxies.enumerated() {
             try require(
                 NetworkRange(proxy) != nil, "server.trusted_proxies[\(i)]",
@@ -80,10 +82,18 @@ struct ConfigurationCheck {
 
     mutating func gateway(_ gateway: Configuration.Gateway, for channel: DeliveryChannel) throws(ConfigurationError) {
         let key = "delivery.\(channel.rawValue)"
+        let production = mode == .production
         func webURL(_ value: String, _ field: String) throws(ConfigurationError) {
             try require(
                 value.hasPrefix("http://") || value.hasPrefix("https://"), "\(key).\(field)",
                 "'\(value)' must be an http:// or https:// URL")
+            try require(
+                !production || value.hasPrefix("https://"), "\(key).\(field)",
+                "'\(value)' is plain http; production mode requires https://")
+        }
+        /// In production, a secret must have its provider's shape (a placeholder would not).
+        func shaped(_ value: String, _ field: String, _ valid: Bool, _ shape: String) throws(ConfigurationError) {
+            try require(!production || valid, "\(key).\(field)", "must be \(shape)")
         }
         func carries(_ channels: Set<DeliveryChannel>) throws(ConfigurationError) {
             try require(
@@ -96,16 +106,22 @@ struct ConfigurationCheck {
             try carries([.sms, .call])
             try webURL(twilio.baseURL, "base_url")
             try placeholder(twilio.authToken, "\(key).auth_token")
+            try shaped(twilio.accountSID, "account_sid", Self.isHex(twilio.accountSID.dropFirst(2), count: 32) && twilio.accountSID.hasPrefix("AC"), "'AC' and 32 hex digits")
+            try shaped(twilio.authToken, "auth_token", Self.isHex(twilio.authToken[...], count: 32), "32 hex digits")
         case .smtp(let smtp):
             try carries([.email])
             try require(
                 smtp.smtpURL.hasPrefix("smtp://") || smtp.smtpURL.hasPrefix("smtps://"), "\(key).smtp_url",
                 "'\(smtp.smtpURL)' must be an smtp:// or smtps:// URL")
             if let password = smtp.password { try placeholder(password, "\(key).password") }
+            try require(
+                smtp.tls == .required || !production, "\(key).tls",
+                "'none' sends codes in plain text; refused unless mode is development")
         case .telegram(let telegram):
             try carries([.telegram])
             try webURL(telegram.apiBaseURL, "api_base_url")
             try placeholder(telegram.botToken, "\(key).bot_token")
+            try shaped(telegram.botToken, "bot_token", Self.isBotToken(telegram.botToken), "a BotFather token ('123456:' and 35 characters)")
             if let webhookSecret = telegram.webhookSecret { try placeholder(webhookSecret, "\(key).webhook_secret") }
             if let codeLifetime = telegram.codeLifetime {
                 try require((1...86400).contains(codeLifetime), "\(key).code_lifetime", "must be 1-86400")
@@ -113,12 +129,23 @@ struct ConfigurationCheck {
         case .webhook(let webhook):
             try webURL(webhook.url, "url")
             try placeholder(webhook.secret, "\(key).secret")
+            try shaped(webhook.secret, "secret", webhook.secret.utf8.count >= 24, "at least 24 bytes (or whsec_ and base64)")
         case .log:
             try require(
                 mode == .development, "\(key).provider",
                 "the log provider writes codes to the log; refused unless mode is development")
             warnings.append("\(key) uses the log provider: codes are written to the log")
         }
+    }
+
+    static func isHex(_ text: Substring, count: Int) -> Bool {
+        text.count == count && text.allSatisfy(\.isHexDigit)
+    }
+
+    static func isBotToken(_ token: String) -> Bool {
+        let parts = token.split(separator: ":", maxSplits: 1)
+        return parts.count == 2 && !parts[0].isEmpty && parts[0].allSatisfy({ $0.isASCII && $0.isNumber })
+            && parts[1].count >= 30 && parts[1].allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == "-") })
     }
 
     mutating func app(

@@ -46,11 +46,17 @@ public struct Configuration: Sendable, Decodable {
         public var port = 8080
         public var trustedProxies: [String] = ["127.0.0.1/32"]
         public var maxBodyBytes = 65536
+        /// A connection idle this long, or a request (head or body) unfinished this long, is closed.
+        public var idleTimeoutSeconds = 30
+        /// Connections beyond this many wait to be accepted.
+        public var maxConnections = 10_000
 
         enum CodingKeys: String, CodingKey, CaseIterable {
             case host, port
             case trustedProxies = "trusted_proxies"
             case maxBodyBytes = "max_body_bytes"
+            case idleTimeoutSeconds = "idle_timeout_seconds"
+            case maxConnections = "max_connections"
         }
 
         init() {}
@@ -62,6 +68,8 @@ public struct Configuration: Sendable, Decodable {
             port = try c.value(.port, default: port)
             trustedProxies = try c.value(.trustedProxies, default: trustedProxies)
             maxBodyBytes = try c.value(.maxBodyBytes, default: maxBodyBytes)
+            idleTimeoutSeconds = try c.value(.idleTimeoutSeconds, default: idleTimeoutSeconds)
+            maxConnections = try c.value(.maxConnections, default: maxConnections)
         }
     }
 
@@ -220,8 +228,16 @@ public struct Configuration: Sendable, Decodable {
         }
 
         public struct SMTP: Sendable, Decodable {
-            /// `smtp://host:port` (STARTTLS when offered) or `smtps://host:port`.
+            /// Whether the connection must be encrypted.
+            public enum TLS: String, Sendable, Decodable {
+                /// `smtps://`, or STARTTLS on `smtp://`: a server that does not offer it is refused.
+                case required
+                /// Plain text (development only: a local test server).
+                case none
+            }
+            /// `smtp://host:port` (STARTTLS required) or `smtps://host:port`.
             public var smtpURL: String
+            public var tls: TLS
             /// The envelope sender and the `From` header.
             public var from: String
             /// Absent or empty for a relay that needs no authentication.
@@ -229,7 +245,7 @@ public struct Configuration: Sendable, Decodable {
             public var password: String?
 
             enum CodingKeys: String, CodingKey, CaseIterable {
-                case provider, from, username, password
+                case provider, from, username, password, tls
                 case smtpURL = "smtp_url"
             }
 
@@ -237,6 +253,7 @@ public struct Configuration: Sendable, Decodable {
                 try decoder.rejectUnknownKeys(CodingKeys.self)
                 let c = try decoder.container(keyedBy: CodingKeys.self)
                 smtpURL = try c.nonEmptyString(.smtpURL)
+                tls = try c.value(.tls, default: .required)
                 from = try c.nonEmptyString(.from)
                 username = try c.decodeIfPresent(String.self, forKey: .username)
                 password = try c.decodeIfPresent(String.self, forKey: .password)

@@ -31,9 +31,11 @@ public func buildApplication(
     extraRoutes(router)
     var app = Application(
         router: router,
+        server: .http1(configuration: .init(idleTimeout: .seconds(Int64(configuration.server.idleTimeoutSeconds)))),
         configuration: .init(
             address: .hostname(configuration.server.host, port: configuration.server.port),
-            serverName: "otpd"),
+            serverName: "otpd",
+            availableConnectionsDelegate: .maximum(configuration.server.maxConnections, logger: logger)),
         logger: logger)
     app.addServices(redis)
     app.beforeServerStarts {
@@ -53,7 +55,10 @@ func buildRouter(
     let router = Router(context: OTPRequestContext.self)
     router.add(middleware: ObservabilityMiddleware(metrics: metrics))
     router.add(middleware: ErrorMiddleware(metrics: metrics))
-    router.add(middleware: BodyLimitMiddleware(maxBytes: configuration.server.maxBodyBytes))
+    router.add(
+        middleware: BodyLimitMiddleware(
+            maxBytes: configuration.server.maxBodyBytes,
+            readTimeout: .seconds(Int64(configuration.server.idleTimeoutSeconds))))
     OperationsController(engine: engine, metrics: metrics).addRoutes(to: router)
     let clientAddress = ClientAddress(trustedProxies: configuration.server.trustedProxies.compactMap(NetworkRange.init))
     V1Controller(engine: engine, metrics: metrics, clientAddress: clientAddress).addRoutes(to: router)

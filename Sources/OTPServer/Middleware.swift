@@ -111,11 +111,14 @@ struct ErrorMiddleware: RouterMiddleware {
     }
 }
 
-/// Bounds every request body by `server.max_body_bytes`: 413 from `Content-Length` alone when
-/// it is declared, otherwise while the (chunked) body is read.
+/// Bounds every request body by `server.max_body_bytes` (413 from `Content-Length` alone when
+/// it is declared, otherwise while the body is read) and by time: a body still unfinished
+/// `readTimeout` after its head arrived closes the connection (slowloris). A head that never
+/// finishes is closed by the server's idle timeout. Handlers then read the body from memory.
 struct BodyLimitMiddleware: RouterMiddleware {
     typealias Context = OTPRequestContext
     let maxBytes: Int
+    let readTimeout: TimeAmount
 
     func handle(
         _ request: Request, context: Context, next: (Request, Context) async throws -> Response
@@ -125,16 +128,19 @@ struct BodyLimitMiddleware: RouterMiddleware {
                 throw APIError.badRequest("Content-Length '\(declared)' is not a number")
             }
             guard length <= maxBytes else { throw tooLarge() }
-            return try await next(request, context)
         }
         guard request.method != .get, request.method != .head else { return try await next(request, context) }
         var request = request
+        let channel = context.channel
+        let deadline = channel.eventLoop.scheduleTask(in: readTimeout) { channel.close(promise: nil) }
+        defer { deadline.cancel() }
         do {
             let buffer = try await request.body.collect(upTo: maxBytes)
             request.body = .init(buffer: buffer)
         } catch let error as HTTPError where error.status == .contentTooLarge {
             throw tooLarge()
         }
+        deadline.cancel()
         return try await next(request, context)
     }
 

@@ -18,7 +18,7 @@ struct OTPD: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "otpd",
         abstract: "A self-hosted one-time-passcode service.",
-        subcommands: [Serve.self, CheckConfig.self, Lua.self],
+        subcommands: [Serve.self, CheckConfig.self, UserCommand.self, Lua.self],
         defaultSubcommand: Serve.self)
 
     static func main() async {
@@ -68,6 +68,37 @@ struct Serve: AsyncParsableCommand {
             ])
         let app = try buildApplication(configuration: configuration, logger: logger)
         try await app.runService()
+    }
+}
+
+struct UserCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "user", abstract: "Administer users.", subcommands: [Unlock.self])
+
+    struct Unlock: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Lift the lockout of an identifier (after too many wrong codes in a row) before it ends.")
+
+        @OptionGroup var options: ConfigOption
+        @Option(help: "The app's id.") var app: String
+        @Argument(help: "The email address or phone number.") var identifier: String
+
+        func run() async throws {
+            let (configuration, _, _) = try options.load()
+            let redis = RedisClient(
+                configuration: try RedisConfiguration(
+                    url: configuration.redis.url, timeoutMilliseconds: configuration.redis.timeoutMilliseconds))
+            defer { redis.shutdown() }
+            let engine = OTPEngine(configuration: configuration, redis: redis, providers: [:], logger: Logger(label: "otpd"))
+            do {
+                let wasLocked = try await engine.unlock(appID: app, identifier: identifier)
+                print(wasLocked ? "unlocked" : "was not locked")
+            } catch {
+                var stderr = StandardError()
+                print("otpd: \(error)", to: &stderr)
+                throw ExitCode(1)
+            }
+        }
     }
 }
 

@@ -16,7 +16,7 @@ func shippedConfigText() throws -> String {
 let minimalYAML = """
     security: {pepper: "0123456789abcdef0123456789abcdef"}
     delivery:
-      email: {provider: webhook, url: "http://127.0.0.1:9/hook", secret: "webhook-secret-0123456789"}
+      email: {provider: webhook, url: "https://127.0.0.1:9/hook", secret: "webhook-secret-0123456789"}
     apps:
       - id: a1
         channels: [email]
@@ -61,7 +61,7 @@ struct ConfigTests {
         let json = """
             {"security": {"pepper": "0123456789abcdef0123456789abcdef"},
              "server": {"port": 9090},
-             "delivery": {"sms": {"provider": "twilio", "account_sid": "AC1", "auth_token": "t", "from": "+15005550006"}},
+             "delivery": {"sms": {"provider": "twilio", "account_sid": "AC0123456789abcdef0123456789abcdef", "auth_token": "0123456789abcdef0123456789abcdef", "from": "+15005550006"}},
              "apps": [{"id": "j", "channels": ["sms"], "tokens": {"keys": [{"kid": "a", "secret": "0123456789abcdef0123456789abcdef"}]},
                        "otp": {"ttl_seconds": 3, "resend_cooldown_seconds": 0}}]}
             """
@@ -103,26 +103,41 @@ struct ConfigTests {
 
     /// `minimalYAML` with `gateway` for `channel` (in place of its webhook for email).
     func withGateway(_ channel: String, _ gateway: String) -> String {
-        let email = #"  email: {provider: webhook, url: "http://127.0.0.1:9/hook", secret: "webhook-secret-0123456789"}"#
+        let email = #"  email: {provider: webhook, url: "https://127.0.0.1:9/hook", secret: "webhook-secret-0123456789"}"#
         return channel == "email"
             ? minimalYAML.replacingOccurrences(of: email, with: "  email: \(gateway)")
             : minimalYAML.replacingOccurrences(of: "delivery:\n", with: "delivery:\n  \(channel): \(gateway)\n")
     }
 
+    /// Production refuses what would leak codes or let a placeholder through: plain-http
+    /// gateways, SMTP without TLS, secrets that are not of their provider's shape.
+    @Test func productionRefusesPlainTextAndMisshapenSecrets() throws {
+        #expect(configError(withGateway("email", #"{provider: webhook, url: "http://hooks.example.com/otp", secret: "webhook-secret-0123456789"}"#))?.hasPrefix("delivery.email.url: 'http://hooks.example.com/otp' is plain http") == true)
+        #expect(configError(withGateway("email", #"{provider: webhook, url: "https://hooks.example.com/otp", secret: "short"}"#))?.hasPrefix("delivery.email.secret: must be at least 24 bytes") == true)
+        #expect(configError(withGateway("email", #"{provider: smtp, smtp_url: "smtp://mail.example.com:587", from: "otp@example.com", tls: none}"#))?.hasPrefix("delivery.email.tls:") == true)
+        #expect(configError(withGateway("email", #"{provider: smtp, smtp_url: "smtp://mail.example.com:587", from: "otp@example.com"}"#)) == nil)
+        #expect(configError(withGateway("sms", #"{provider: twilio, account_sid: AC1, auth_token: "0123456789abcdef0123456789abcdef", from: "+15005550006"}"#))?.hasPrefix("delivery.sms.account_sid: must be") == true)
+        #expect(configError(withGateway("sms", #"{provider: twilio, account_sid: AC0123456789abcdef0123456789abcdef, auth_token: "changeme", from: "+15005550006"}"#))?.hasPrefix("delivery.sms.auth_token: must be 32 hex digits") == true)
+        #expect(configError(withGateway("telegram", #"{provider: telegram, bot_token: "token"}"#))?.hasPrefix("delivery.telegram.bot_token: must be a BotFather token") == true)
+        // Development accepts all of them.
+        let dev = "mode: development\n" + withGateway("email", #"{provider: smtp, smtp_url: "smtp://127.0.0.1:2525", from: "otp@example.com", tls: none}"#)
+        #expect(configError(dev) == nil)
+    }
+
     @Test func eachProviderTakesItsOwnKeys() throws {
-        let twilio = #"{provider: twilio, account_sid: AC1, auth_token: "t0ken", from: "+15005550006"}"#
+        let twilio = #"{provider: twilio, account_sid: AC0123456789abcdef0123456789abcdef, auth_token: "0123456789abcdef0123456789abcdef", from: "+15005550006"}"#
         let (c, _) = try ConfigLoader.parse(withGateway("sms", twilio), environment: [:])
         guard case .twilio(let sms) = c.delivery.sms else {
             Issue.record("delivery.sms is not a twilio gateway")
             return
         }
-        #expect(sms.baseURL == "https://api.twilio.com" && sms.accountSID == "AC1" && sms.authToken == "t0ken")
-        let telegram = try ConfigLoader.parse(withGateway("telegram", "{provider: telegram, bot_token: \"1:A\"}"), environment: [:])
+        #expect(sms.baseURL == "https://api.twilio.com" && sms.accountSID == "AC0123456789abcdef0123456789abcdef" && sms.authToken == "0123456789abcdef0123456789abcdef")
+        let telegram = try ConfigLoader.parse(withGateway("telegram", "{provider: telegram, bot_token: \"123456:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw\"}"), environment: [:])
         guard case .telegram(let bot) = telegram.0.delivery.telegram else {
             Issue.record("delivery.telegram is not a telegram gateway")
             return
         }
-        #expect(bot.apiBaseURL == "https://api.telegram.org" && bot.botToken == "1:A" && bot.webhookSecret == nil)
+        #expect(bot.apiBaseURL == "https://api.telegram.org" && bot.botToken == "123456:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw" && bot.webhookSecret == nil)
 
         // The decoder, from the provider's own type, says what is missing or does not belong.
         #expect(configError(withGateway("sms", #"{provider: twilio, auth_token: "t", from: "+15005550006"}"#)) == "delivery.sms.account_sid: is required")

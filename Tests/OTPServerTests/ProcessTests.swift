@@ -164,6 +164,38 @@ struct ProcessTests {
         #expect(await httpPost(port: sinkPort, path: "/anything", json: body)?.status == 200)
     }
 
+    /// Connections beyond `server.max_connections` wait until one closes: three idle ones hold
+    /// every place, and a fourth is served only once the idle timeout (1 s) has closed them.
+    @Test func connectionsBeyondTheCapWait() async throws {
+        let redisServer = try RedisServerProcess()
+        let port = freePort()
+        let config = try writeTemporaryConfig(
+            try shippedConfigText().replacingOccurrences(
+                of: "max_body_bytes: 65536", with: "max_body_bytes: 65536\n  idle_timeout_seconds: 1\n  max_connections: 3"))
+        let process = try ChildProcess(
+            try otpdBinary().path, ["serve", "--config", config],
+            environment: ProcessInfo.processInfo.environment.merging([
+                "OTPD_PORT": String(port), "OTPD_REDIS_URL": redisServer.url, "OTPD_LOG_LEVEL": "error",
+            ]) { $1 })
+        defer { process.terminate() }
+        var up = false
+        for _ in 0..<100 where !up {
+            up = await httpGet(port: port, path: "/healthz")?.status == 200
+            if !up { try await Task.sleep(for: .milliseconds(50)) }
+        }
+        try #require(up, "otpd did not start")
+        try await Task.sleep(for: .milliseconds(200))
+        let held = (0..<3).compactMap { _ in connectLoopback(port: port) }
+        defer { held.forEach { close($0) } }
+        #expect(held.count == 3)
+        try await Task.sleep(for: .milliseconds(100))
+        let start = Date()
+        let reply = await httpGet(port: port, path: "/healthz")
+        let waited = Date().timeIntervalSince(start)
+        #expect(reply?.status == 200)
+        #expect(waited > 0.5, "served after \(waited) s while three connections held every place")
+    }
+
     /// SIGTERM while requests are in flight: they all finish with 200, then otpd exits 0.
     @Test func sigtermFinishesInFlightRequestsAndExitsZero() async throws {
         let redisServer = try RedisServerProcess()
