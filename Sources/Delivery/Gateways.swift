@@ -123,9 +123,11 @@ public struct TelegramProvider: DeliveryProvider {
     }
 }
 
-/// Any channel to your own endpoint: JSON `{"channel", "to", "subject"?, "text"}`, signed with
-/// `X-Otpd-Signature: sha256=<hex HMAC-SHA256 of the body>`. Each message carries an
-/// `X-Otpd-Delivery-Id`, the same on every retry, so the receiver can drop duplicates.
+/// Any channel to your own endpoint: JSON `{"channel", "to", "subject"?, "text"}`, signed as
+/// Standard Webhooks do: `webhook-id` (the same on every retry of one message, so the receiver
+/// can drop duplicates), `webhook-timestamp` (Unix seconds, so it can refuse replays) and
+/// `webhook-signature: v1,<base64 HMAC-SHA256(secret, "id.timestamp.body")>`. A secret written
+/// `whsec_<base64>` is that base64's bytes.
 public struct WebhookProvider: DeliveryProvider {
     public let name = "webhook"
     let url: String
@@ -134,8 +136,14 @@ public struct WebhookProvider: DeliveryProvider {
 
     public init(url: String, secret: String, policy: GatewayPolicy) {
         self.url = url
-        self.secret = Array(secret.utf8)
+        self.secret = Self.secretBytes(secret)
         self.policy = policy
+    }
+
+    /// `whsec_<base64>` decoded; any other secret as its UTF-8 bytes.
+    static func secretBytes(_ secret: String) -> [UInt8] {
+        if secret.hasPrefix("whsec_"), let data = Data(base64Encoded: String(secret.dropFirst(6))) { return Array(data) }
+        return Array(secret.utf8)
     }
 
     public func deliver(_ message: OutboundMessage) async throws(DeliveryError) {
@@ -150,14 +158,16 @@ public struct WebhookProvider: DeliveryProvider {
         body.append(contentsOf: #","text":"#.utf8)
         JSONText.appendString(message.text, to: &body)
         body.append(UInt8(ascii: "}"))
-        let signature = Digest.hex(Digest.hmacSHA256(key: secret, message: body))
+        let id = "msg_" + Base64URL.encode(SecureRandom.bytes(12))
+        let timestamp = String(Int(Date().timeIntervalSince1970))
+        let signature = Data(Digest.hmacSHA256(key: secret, message: Array("\(id).\(timestamp).".utf8) + body)).base64EncodedString()
         try await policy.send(
             provider: name,
             CurlRequest(
                 url: url,
                 headers: [
-                    "Content-Type: application/json", "X-Otpd-Signature: sha256=\(signature)",
-                    "X-Otpd-Delivery-Id: \(Base64URL.encode(SecureRandom.bytes(12)))",
+                    "Content-Type: application/json", "webhook-id: \(id)", "webhook-timestamp: \(timestamp)",
+                    "webhook-signature: v1,\(signature)",
                 ],
                 body: body, timeoutMilliseconds: policy.timeoutMilliseconds))
     }

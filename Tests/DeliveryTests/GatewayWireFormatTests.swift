@@ -58,9 +58,13 @@ struct GatewayWireFormatTests {
             try await provider.deliver(OutboundMessage(channel: .email, to: "ada@example.com", subject: "Sujet ✓", text: unicode))
             let request = try #require(gateway.requests.first)
             #expect(request.path == "/hooks/otp")
-            let expected = "sha256=" + Digest.hex(Digest.hmacSHA256(key: Array("hook-secret".utf8), message: request.body))
-            #expect(request.header("X-Otpd-Signature") == expected)
-            #expect(request.header("X-Otpd-Delivery-Id")?.isEmpty == false)
+            // Standard Webhooks: v1,base64(HMAC-SHA256(secret, "id.timestamp.body")).
+            let id = try #require(request.header("webhook-id"))
+            let timestamp = try #require(request.header("webhook-timestamp").flatMap(Int.init))
+            #expect(abs(timestamp - Int(Date().timeIntervalSince1970)) < 5)
+            let signed = Array("\(id).\(timestamp).".utf8) + request.body
+            let expected = "v1," + Data(Digest.hmacSHA256(key: Array("hook-secret".utf8), message: signed)).base64EncodedString()
+            #expect(request.header("webhook-signature") == expected)
             let json = try #require(try JSONSerialization.jsonObject(with: Data(request.body)) as? [String: Any])
             #expect(json["channel"] as? String == "email" && json["to"] as? String == "ada@example.com")
             #expect(json["subject"] as? String == "Sujet ✓" && json["text"] as? String == unicode)
@@ -117,6 +121,18 @@ struct GatewayWireFormatTests {
 
 @Suite("Gateways: timeouts and retries")
 struct GatewayRetryTests {
+    /// A `whsec_` secret is base64: the signature is made with its decoded bytes.
+    @Test func aWhsecSecretIsDecoded() async throws {
+        try await FakeGateway.run { gateway in
+            let key: [UInt8] = Array(0..<32)
+            let provider = WebhookProvider(url: gateway.url, secret: "whsec_" + Data(key).base64EncodedString(), policy: policy)
+            try await provider.deliver(OutboundMessage(channel: .sms, to: "+4915112345678", text: "1"))
+            let request = try #require(gateway.requests.first)
+            let signed = Array("\(request.header("webhook-id") ?? "").\(request.header("webhook-timestamp") ?? "").".utf8) + request.body
+            #expect(request.header("webhook-signature") == "v1," + Data(Digest.hmacSHA256(key: key, message: signed)).base64EncodedString())
+        }
+    }
+
     @Test func a500IsRetriedThenFails() async throws {
         try await FakeGateway.run { gateway in
             gateway.set(.answer(status: 500, body: "{}"))
@@ -128,7 +144,7 @@ struct GatewayRetryTests {
             #expect(ContinuousClock.now - start < .milliseconds(3000 + 1000))
             #expect(gateway.requests.count == 3)
             // One message id across the retries, so a receiver can drop duplicates.
-            #expect(Set(gateway.requests.compactMap { $0.header("X-Otpd-Delivery-Id") }).count == 1)
+            #expect(Set(gateway.requests.compactMap { $0.header("webhook-id") }).count == 1)
         }
     }
 
