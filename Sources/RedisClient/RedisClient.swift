@@ -22,7 +22,6 @@ public final class RedisClient: Service, Sendable {
     }
 
     private let backend: Backend
-    let logger: Logger
 
     /// A client of one Redis server.
     public init(
@@ -30,7 +29,6 @@ public final class RedisClient: Service, Sendable {
         eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         logger: Logger = Logger(label: "otpd.redis")
     ) {
-        self.logger = logger
         self.backend = .standalone(RedisNodePool(configuration: configuration, eventLoopGroup: eventLoopGroup, logger: logger))
     }
 
@@ -42,7 +40,6 @@ public final class RedisClient: Service, Sendable {
         logger: Logger = Logger(label: "otpd.redis"),
         onEvent: @escaping @Sendable (RedisClusterEvent) -> Void = { _ in }
     ) {
-        self.logger = logger
         self.backend = .cluster(
             RedisClusterClient(configuration: configuration, eventLoopGroup: eventLoopGroup, logger: logger, onEvent: onEvent))
     }

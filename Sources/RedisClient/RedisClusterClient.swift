@@ -15,6 +15,8 @@ import Synchronization
 ///   again; when the slot has a new master now (a replica took over), the command goes there.
 ///   A connection that closed or timed out under a command also makes the map be refreshed,
 ///   but the command is not sent again: it may have run.
+/// - `TRYAGAIN` (a multi-key command while its slot is half migrated): sent again after a
+///   short wait; it counts against the redirect cap.
 /// - At most `maxRedirects` redirects per command, then `.tooManyRedirects`.
 final class RedisClusterClient: Sendable {
     /// Whether a caller that asked for a refresh does it (`lead`) or it is done already.
@@ -31,6 +33,9 @@ final class RedisClusterClient: Sendable {
     private let pools = Mutex(NodePools())
     private let refreshState: Mutex<ClusterRefreshStateMachine<RefreshWaiter>>
 
+    /// The pools of every node this client has talked to: masters, and seeds asked for the map.
+    /// A node that dies keeps its pool (idle, its connections closed) until shutdown; a node that
+    /// comes back, as a replica or a master, is reached through it again.
     private struct NodePools {
         var byAddress: [RedisNodeAddress: RedisNodePool] = [:]
         var isShutdown = false
@@ -104,6 +109,15 @@ final class RedisClusterClient: Sendable {
                 case .connectionClosed, .timeout, .unavailable:
                     await refreshMap(force: false)
                     throw error
+                case .server where error.serverErrorPrefix == "TRYAGAIN":
+                    // A multi-key command during a slot migration, its keys split for a moment
+                    // between the two nodes: wait a little and send it again, within the cap.
+                    redirects += 1
+                    guard redirects <= configuration.maxRedirects else { throw error }
+                    try? await Task.sleep(for: .milliseconds(20 * redirects))
+                    if Task.isCancelled { throw RedisError(.cancelled, "task cancelled while waiting to retry after TRYAGAIN") }
+                    target = try await master(of: slot)
+                    asking = false
                 case .server where error.serverErrorPrefix == "CLUSTERDOWN":
                     await refreshMap(force: false)
                     throw RedisError(.clusterDown, error.message)

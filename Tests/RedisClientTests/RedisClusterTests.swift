@@ -232,6 +232,31 @@ struct RedisClusterTests {
         #expect(try await redis.send("GET", RedisArgument(staying)).string == "staying")
     }
 
+    /// A script on two keys of one slot while one has moved and the other has not: the source
+    /// answers TRYAGAIN; the client waits and sends it again, and it runs once the migration ends.
+    @Test func tryAgainWhileASlotIsHalfMigrated() async throws {
+        let redis = try TestRedis.clusterClient()
+        defer { redis.shutdown() }
+        try await redis.start()
+        let tag = TestRedis.uniquePrefix("tryagain")
+        let moved = Self.key(onSlotOf: tag)
+        let staying = Self.key(onSlotOf: tag)
+        let slot = HashSlot(key: moved)
+        _ = try await redis.send("SET", RedisArgument(moved), "1", "EX", "60")
+        _ = try await redis.send("SET", RedisArgument(staying), "2", "EX", "60")
+        let (source, target) = try await Self.migrate(slot, keys: [moved], finish: false)
+        let script = RedisScript("return redis.call('GET', KEYS[1]) .. redis.call('GET', KEYS[2])")
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                // Ends the migration while the client is retrying (20 ms, then 40 ms, …).
+                try await Task.sleep(for: .milliseconds(50))
+                try await Self.finishMigration(slot, keys: [staying], source: source, target: target)
+            }
+            #expect(try await redis.evalScript(script, keys: [RedisArgument(moved), RedisArgument(staying)]).string == "12")
+            try await group.waitForAll()
+        }
+    }
+
     typealias Master = (id: String, address: String)
 
     /// Starts moving `slot` from its master to another: IMPORTING/MIGRATING, `keys` moved with
@@ -279,8 +304,7 @@ struct RedisClusterTests {
     }
 
     @Test func aWrongNodeAnswersMovedAndTheClientFollows() async throws {
-        // A client whose only seed is a replica: its map is right, but this asks a master for
-        // a slot it does not serve, through the plain client, to see the cluster's answer…
+        // A master asked for a slot it does not serve answers MOVED with the owner's address…
         let admin = try nodeClient(TestRedis.clusterNodes[0])
         defer { admin.shutdown() }
         let key = Self.key(onSlotOf: TestRedis.uniquePrefix("wrong"))
