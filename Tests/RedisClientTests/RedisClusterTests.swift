@@ -376,6 +376,10 @@ struct RedisClusterFailoverTests {
         let port = try #require(RedisNodeAddress(owner.address)).port
         let refreshesBefore = events[.mapRefreshed]
         kill(try #require(cluster.pid(port: port)), SIGKILL)
+        // Not ready at once: a master does not answer (no replica can win an election within
+        // the 1 s node timeout).
+        let notReady = await #expect(throws: RedisError.self) { try await redis.send("PING") }
+        #expect(notReady?.isConnectionFailure == true, "\(String(describing: notReady))")
 
         // Unavailable (fast) until a replica is promoted, then served without a new client.
         let start = ContinuousClock.now
