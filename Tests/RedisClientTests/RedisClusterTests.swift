@@ -28,6 +28,16 @@ struct HashSlotTests {
         #expect(slots.count == 1)
     }
 
+    @Test func nodeAddresses() {
+        #expect(RedisNodeAddress("127.0.0.1:7000") == RedisNodeAddress(host: "127.0.0.1", port: 7000))
+        #expect(RedisNodeAddress("redis-0.redis:6379")?.host == "redis-0.redis")
+        #expect(RedisNodeAddress("[::1]:7000") == RedisNodeAddress(host: "::1", port: 7000))
+        #expect(RedisNodeAddress(host: "::1", port: 7000).description == "[::1]:7000")
+        for bad in ["127.0.0.1", ":7000", "host:0", "host:65536", "host:port", "a b:1", "redis://h:1"] {
+            #expect(RedisNodeAddress(bad) == nil, "\(bad)")
+        }
+    }
+
     @Test func routes() throws {
         #expect(try RedisCommandRoute(["GET", "{a}x"]) == .slot(HashSlot(key: "a")))
         #expect(try RedisCommandRoute(["PING"]) == .everyMaster)
