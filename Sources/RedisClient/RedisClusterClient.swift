@@ -182,9 +182,10 @@ final class RedisClusterClient: Sendable {
         return master
     }
 
-    /// Every master, when the map covers every slot.
+    /// Every master, when the map covers every slot (read again first, when it does not).
     private func everyMaster() async throws(RedisError) -> [RedisNodeAddress] {
         if map.withLock({ $0 == nil }) { await refreshMap(force: true) }
+        if map.withLock({ $0?.coversEverySlot == false }) { await refreshMap(force: false) }
         guard let current = map.withLock({ $0 }) else {
             throw RedisError(.unavailable, "the cluster's slot map is unknown: no seed node answered")
         }
@@ -201,7 +202,9 @@ final class RedisClusterClient: Sendable {
             var configuration = configuration.node
             configuration.host = address.host
             configuration.port = address.port
-            let pool = RedisNodePool(configuration: configuration, eventLoopGroup: eventLoopGroup, logger: logger)
+            var nodeLogger = logger
+            nodeLogger[metadataKey: "redis.node"] = "\(address)"
+            let pool = RedisNodePool(configuration: configuration, eventLoopGroup: eventLoopGroup, logger: nodeLogger)
             pools.byAddress[address] = pool
             return pool
         }
