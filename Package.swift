@@ -121,6 +121,7 @@ let package = Package(
         .target(
             name: "OTPTestSupport",
             dependencies: [
+                "RedisClient",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),

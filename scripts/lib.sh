@@ -73,3 +73,19 @@ stop_redis() {
   local port=$1
   redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || true
 }
+
+# Prints a port for a Redis Cluster node: free on 127.0.0.1 together with its cluster bus port
+# (port + 10000), both below the kernel's ephemeral range (32768 and up).
+free_cluster_port() {
+  local port
+  for _ in $(seq 1 200); do
+    port=$((20000 + RANDOM % 2700))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null \
+      && ! (exec 3<>"/dev/tcp/127.0.0.1/$((port + 10000))") 2>/dev/null; then
+      echo "$port"
+      return 0
+    fi
+  done
+  echo "error: no free cluster port found" >&2
+  return 1
+}

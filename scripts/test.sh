@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
-# Builds otpd and runs the whole test suite against a throwaway Redis on a free port.
+# Builds otpd and runs the whole test suite against a throwaway Redis on a free port, then the
+# engine's tests (OTPStore and the v1 API) a second time against a throwaway local Redis
+# Cluster (3 masters + 3 replicas, scripts/cluster.sh). The cluster client's own tests
+# (RedisClientTests) use that cluster in the first run.
 # Usage: scripts/test.sh [extra `swift test` arguments, e.g. --filter RedisClientTests]
+#        With arguments, only the first run happens (with them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -8,18 +12,36 @@ source scripts/lib.sh
 ensure_packages
 
 dir=$(mktemp -d /tmp/otpd-test-redis.XXXXXX)
-port=$(start_redis_on_free_port "$dir") || { rm -rf "$dir"; exit 1; }
-trap 'stop_redis "$port"; rm -rf "$dir"' EXIT
+export OTPD_CLUSTER_DIR="$dir/cluster"
+cleanup() {
+  stop_redis "${port:-0}"
+  scripts/cluster.sh stop || true
+  rm -rf "$dir"
+}
+trap cleanup EXIT
+port=$(start_redis_on_free_port "$dir")
 echo "==> test Redis on 127.0.0.1:$port"
+nodes=$(scripts/cluster.sh start | tail -1)
+echo "==> test Redis Cluster on $nodes"
 
 export OTPD_TEST_REDIS_URL="redis://127.0.0.1:$port/0"
+export OTPD_TEST_REDIS_NODES="$nodes"
 
 echo "==> swift build"
 start=$(date +%s)
 swift build --build-tests
 echo "==> built in $(( $(date +%s) - start ))s"
 
-echo "==> swift test"
+echo "==> swift test (standalone Redis)"
 start=$(date +%s)
 swift test --skip-build "$@"
 echo "==> tests ran in $(( $(date +%s) - start ))s"
+
+if (($# == 0)); then
+  # The tests that use KEYS, SCAN or their own redis-server stay cluster-safe or standalone
+  # by construction (see TestRedis.allKeys and the comments at those tests).
+  echo "==> swift test (Redis Cluster): OTPCoreTests, V1Tests"
+  start=$(date +%s)
+  OTPD_TEST_REDIS_MODE=cluster swift test --skip-build --filter "OTPCoreTests|V1Tests"
+  echo "==> cluster tests ran in $(( $(date +%s) - start ))s"
+fi

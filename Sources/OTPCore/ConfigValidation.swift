@@ -65,19 +65,26 @@ struct ConfigurationCheck {
     }
 
     func redis(_ redis: Configuration.Redis) throws(ConfigurationError) {
+        let url: RedisConfiguration
         do {
-            _ = try RedisConfiguration(url: redis.url)
+            url = try RedisConfiguration(url: redis.url)
         } catch {
             throw ConfigurationError(key: "redis.url", error.message)
-    }
-    try require(
-        redis.mode == .standalone, "redis.mode",
-        "cluster mode is not available in this version of otpd; use standalone")
-    try require(redis.timeoutMilliseconds > 0, "redis.timeout_ms", "must be positive")
-    try require((1...64).contains(redis.poolSize), "redis.pool_size", "must be 1-64")
-    try require(
-        !redis.keyPrefix.isEmpty && !redis.keyPrefix.contains(where: { "{} ".contains($0) }), "redis.key_prefix",
-        "must be non-empty and contain no braces or spaces (they would break hash tags)")
+        }
+        if redis.mode == .cluster {
+            try require(!redis.nodes.isEmpty, "redis.nodes", "must list at least one host:port of the cluster in mode: cluster")
+            for (index, node) in redis.nodes.enumerated() {
+                try require(RedisNodeAddress(node) != nil, "redis.nodes[\(index)]", "'\(node)' is not host:port (port 1-65535)")
+            }
+            try require(
+                url.database == 0, "redis.url",
+                "a Redis Cluster has only database 0; in mode: cluster the URL carries only the credentials")
+        }
+        try require(redis.timeoutMilliseconds > 0, "redis.timeout_ms", "must be positive")
+        try require((1...64).contains(redis.poolSize), "redis.pool_size", "must be 1-64")
+        try require(
+            !redis.keyPrefix.isEmpty && !redis.keyPrefix.contains(where: { "{} ".contains($0) }), "redis.key_prefix",
+            "must be non-empty and contain no braces or spaces (they would break hash tags)")
     }
 
     mutating func gateway(_ gateway: Configuration.Gateway, for channel: DeliveryChannel) throws(ConfigurationError) {

@@ -12,14 +12,10 @@ public func buildApplication(
     configuration: Configuration, logger: Logger,
     extraRoutes: (Router<OTPRequestContext>) -> Void = { _ in }
 ) throws -> some ApplicationProtocol {
-    let redisConfiguration = try RedisConfiguration(
-        url: configuration.redis.url,
-        timeoutMilliseconds: configuration.redis.timeoutMilliseconds,
-        poolSize: configuration.redis.poolSize)
+    let metrics = ServerMetrics()
     var redisLogger = logger
     redisLogger[metadataKey: "component"] = "redis"
-    let redis = RedisClient(configuration: redisConfiguration, logger: redisLogger)
-    let metrics = ServerMetrics()
+    let redis = try makeRedisClient(configuration.redis, logger: redisLogger, metrics: metrics)
     var deliveryLogger = logger
     deliveryLogger[metadataKey: "component"] = "delivery"
     let engine = OTPEngine(
@@ -39,6 +35,14 @@ public func buildApplication(
         logger: logger)
     app.addServices(redis)
     app.beforeServerStarts {
+        // Cluster mode: read the slot map now, so a cluster that no seed can reach, or that
+        // leaves slots without a master, stops startup with a message (and a non-zero exit).
+        do {
+            try await redis.start()
+        } catch {
+            logger.critical("cannot start: Redis Cluster unusable", metadata: ["error": "\(error)"])
+            throw error
+        }
         // Not required (EVALSHA falls back to SCRIPT LOAD), but spares the first requests a round trip.
         do {
             try await engine.loadScripts()
@@ -47,6 +51,23 @@ public func buildApplication(
         }
     }
     return app
+}
+
+/// The Redis client `redis.mode` asks for. In cluster mode, `redis.url` supplies only the
+/// credentials (user and password, for AUTH on every node); the nodes come from `redis.nodes`
+/// and the cluster's slot map.
+func makeRedisClient(_ redis: Configuration.Redis, logger: Logger, metrics: ServerMetrics) throws -> RedisClient {
+    let node = try RedisConfiguration(
+        url: redis.url, timeoutMilliseconds: redis.timeoutMilliseconds, poolSize: redis.poolSize)
+    switch redis.mode {
+    case .standalone:
+        return RedisClient(configuration: node, logger: logger)
+    case .cluster:
+        let seeds = redis.nodes.compactMap { RedisNodeAddress($0) }
+        return RedisClient(
+            cluster: RedisClusterConfiguration(seeds: seeds, node: node), logger: logger,
+            onEvent: metrics.recordRedisClusterEvent)
+    }
 }
 
 func buildRouter(

@@ -1,4 +1,5 @@
 public import Prometheus
+import RedisClient
 import Synchronization
 
 /// The Prometheus registry behind `/metrics`, and the series the HTTP layer records.
@@ -54,6 +55,18 @@ public final class ServerMetrics: Sendable {
     func recordRedisError(kind: String) {
         counter("redis", "errors", "Requests Redis could not answer, by kind (unavailable, timeout, shutdown, failed)", [("kind", kind)])
             .increment()
+    }
+
+    /// A Redis Cluster redirect (`otpd_redis_redirects_total{kind="moved|ask"}`) or slot-map
+    /// refresh (`otpd_redis_cluster_map_refreshes_total`).
+    @Sendable func recordRedisClusterEvent(_ event: RedisClusterEvent) {
+        switch event {
+        case .redirected(let kind):
+            counter("redis", "redirects", "Redis Cluster redirects followed, by kind (moved, ask)", [("kind", kind.rawValue)])
+                .increment()
+        case .mapRefreshed:
+            counter("redis", "cluster_map_refreshes", "Redis Cluster slot maps read (CLUSTER SLOTS)", []).increment()
+        }
     }
 
     // The registry looks a series up by descriptor and labels under its lock; every request

@@ -2,68 +2,64 @@ public import Logging
 public import NIOCore
 public import NIOPosix
 public import ServiceLifecycle
-import Synchronization
 
-/// A small pool of pipelined connections to one Redis server.
+/// A Redis client for one server or for a Redis Cluster, with one API for both.
 ///
-/// Every command picks the next connection round-robin; many tasks share each connection.
-/// A connection that closes is replaced on demand. While Redis is unreachable, commands fail
-/// at once with `.unavailable` and reconnects are attempted with exponential backoff
-/// (25 ms doubling to 1 s), so callers answer fast and service resumes by itself.
+/// - Standalone: a small pool of pipelined connections to one server (`RedisNodePool`).
+/// - Cluster: one such pool per node, commands routed by the hash slot of their first key,
+///   redirects followed and the slot map refreshed as the cluster changes (`RedisClusterClient`).
+///
+/// While Redis is unreachable, commands fail at once with `.unavailable` and reconnects are
+/// attempted with exponential backoff (25 ms doubling to 1 s), so callers answer fast and
+/// service resumes by itself.
 ///
 /// It is a `Service`: run it in a `ServiceGroup` before the HTTP server, and it closes its
 /// connections on graceful shutdown.
 public final class RedisClient: Service, Sendable {
-    public let configuration: RedisConfiguration
-    let logger: Logger
-    private let slots: [ConnectionSlot]
-    private let nextSlot = Atomic<Int>(0)
+    private enum Backend: Sendable {
+        case standalone(RedisNodePool)
+        case cluster(RedisClusterClient)
+    }
 
+    private let backend: Backend
+
+    /// A client of one Redis server.
     public init(
         configuration: RedisConfiguration,
         eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         logger: Logger = Logger(label: "otpd.redis")
     ) {
-        self.configuration = configuration
-        self.logger = logger
-        // Spread the connections over the event loops, one per loop first.
-        var loops = Array(eventLoopGroup.makeIterator())
-        if loops.isEmpty { loops = [eventLoopGroup.next()] }
-        self.slots = (0..<max(1, configuration.poolSize)).map { index in
-            ConnectionSlot(configuration: configuration, eventLoop: loops[index % loops.count], logger: logger)
-        }
+        self.backend = .standalone(RedisNodePool(configuration: configuration, eventLoopGroup: eventLoopGroup, logger: logger))
+    }
+
+    /// A client of a Redis Cluster. `onEvent` is told of every redirect and map refresh
+    /// (for metrics); it is called on the task that saw it and must return quickly.
+    public init(
+        cluster configuration: RedisClusterConfiguration,
+        eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        logger: Logger = Logger(label: "otpd.redis"),
+        onEvent: @escaping @Sendable (RedisClusterEvent) -> Void = { _ in }
+    ) {
+        self.backend = .cluster(
+            RedisClusterClient(configuration: configuration, eventLoopGroup: eventLoopGroup, logger: logger, onEvent: onEvent))
     }
 
     /// Sends one command and returns its reply. An error reply throws `RedisError(.server)`.
     ///
-    /// A caller running on an event loop uses that loop's connection, so the command, its reply
-    /// and the caller's resumption stay on one thread; other callers go round-robin. A connection
-    /// that cannot be had (waiting out a reconnect backoff, or refused) is skipped for the next
-    /// one, so one bad connection does not fail requests while another works.
+    /// In a cluster the command goes to the master of its first key's slot (its first argument;
+    /// `EVAL`/`EVALSHA` use their keys, which must share a slot). Keyless commands go to any
+    /// master, except `PING`, `SCRIPT` and `FLUSHALL`/`FLUSHDB`, which go to every master: so
+    /// `PING` succeeds only while every one of the 16384 slots has a master that answers.
     ///
     /// A caller whose task is cancelled stops waiting, for a connection or for the reply, and
     /// gets `RedisError(.cancelled)`; a task cancelled before the command is sent sends nothing.
     public func send(_ arguments: [RedisArgument]) async throws(RedisError) -> RESPValue {
-        let start = slots.firstIndex { $0.eventLoop.inEventLoop }
-            ?? nextSlot.wrappingAdd(1, ordering: .relaxed).oldValue & Int.max
-        var firstError: RedisError?
-        for offset in 0..<slots.count {
-            let connection: RedisConnection
-            do {
-                connection = try await slots[(start &+ offset) % slots.count].connection()
-            } catch where error.code == .unavailable {
-                if firstError == nil { firstError = error }
-                continue
-            }
-            do {
-                return try await connection.send(arguments)
-            } catch let error as RedisError {
-                throw error
-            } catch {
-                throw RedisError(.connectionClosed, "\(error)")
-            }
+        switch backend {
+        case .standalone(let pool):
+            return try await pool.send(arguments)
+        case .cluster(let cluster):
+            return try await cluster.send(arguments, route: try RedisCommandRoute(arguments))
         }
-        throw firstError!
     }
 
     public func send(_ arguments: RedisArgument...) async throws(RedisError) -> RESPValue {
@@ -71,29 +67,58 @@ public final class RedisClient: Service, Sendable {
     }
 
     /// Runs the script with EVALSHA; when the server does not know it yet (NOSCRIPT, after a
-    /// restart or SCRIPT FLUSH), loads it with SCRIPT LOAD and runs it again.
+    /// restart, a SCRIPT FLUSH or a failover), loads it with SCRIPT LOAD on that same server
+    /// and runs it again.
+    ///
+    /// The keys must all hash to one cluster slot — in standalone mode too, so a script that
+    /// could not run on a cluster fails in every test. Otherwise this throws `.crossSlot`
+    /// before anything is sent.
     public func evalScript(
         _ script: RedisScript, keys: [RedisArgument], arguments: [RedisArgument] = []
     ) async throws(RedisError) -> RESPValue {
+        let slot = try RedisCommandRoute.commonSlot(of: keys, command: "script \(script.sha1.prefix(12))")
         var command: [RedisArgument] = ["EVALSHA", RedisArgument(script.sha1), RedisArgument(keys.count)]
         command.append(contentsOf: keys)
         command.append(contentsOf: arguments)
+        let route = slot.map(RedisCommandRoute.slot) ?? .anyMaster
         do {
-            return try await send(command)
+            return try await send(command, route: route)
         } catch where error.serverErrorPrefix == "NOSCRIPT" {
-            _ = try await send("SCRIPT", "LOAD", RedisArgument(script.source))
-            return try await send(command)
+            _ = try await send(["SCRIPT", "LOAD", RedisArgument(script.source)], route: route)
+            return try await send(command, route: route)
         }
     }
 
-    /// Loads scripts ahead of their first use (so the first request pays no extra round trip).
+    /// Loads scripts ahead of their first use (so the first request pays no extra round trip);
+    /// in a cluster, on every master.
     public func load(_ scripts: [RedisScript]) async throws(RedisError) {
         for script in scripts {
-            let sha = try await send("SCRIPT", "LOAD", RedisArgument(script.source))
+            let sha = try await send(["SCRIPT", "LOAD", RedisArgument(script.source)], route: .everyMaster)
             guard sha.string == script.sha1 else {
                 throw RedisError(.protocolError, "SCRIPT LOAD returned \(sha), expected \(script.sha1)")
             }
         }
+    }
+
+    /// Connects before the first request. Standalone: nothing to do (connections are made on
+    /// demand). Cluster: reads the slot map from the seeds, and fails with a message when no
+    /// seed answers (`.unavailable`) or a slot has no master (`.clusterDown`).
+    public func start() async throws(RedisError) {
+        if case .cluster(let cluster) = backend { try await cluster.start() }
+    }
+
+    private func send(_ arguments: [RedisArgument], route: RedisCommandRoute) async throws(RedisError) -> RESPValue {
+        switch backend {
+        case .standalone(let pool):
+            return try await pool.send(arguments)
+        case .cluster(let cluster):
+            return try await cluster.send(arguments, route: route)
+        }
+    }
+
+    /// Changes the cluster client's slot map (tests make it wrong, to see a redirect followed).
+    func withClusterMap(_ body: (inout RedisClusterMap) -> Void) {
+        if case .cluster(let cluster) = backend { cluster.withMap(body) }
     }
 
     /// Waits for graceful shutdown, then closes every connection.
@@ -104,6 +129,9 @@ public final class RedisClient: Service, Sendable {
 
     /// Closes every connection; commands sent afterwards fail with `.shutdown`.
     public func shutdown() {
-        for slot in slots { slot.shutdown() }
+        switch backend {
+        case .standalone(let pool): pool.shutdown()
+        case .cluster(let cluster): cluster.shutdown()
+        }
     }
 }

@@ -6,6 +6,7 @@ public struct RedisError: Error, Sendable, Hashable, CustomStringConvertible {
     public struct Code: Sendable, Hashable, CustomStringConvertible {
         private enum Base: String, Sendable, Hashable {
             case connectionClosed, unavailable, timeout, server, protocolError, shutdown, invalidURL, cancelled
+            case crossSlot, clusterDown, tooManyRedirects
         }
         private let base: Base
         private init(_ base: Base) { self.base = base }
@@ -26,6 +27,14 @@ public struct RedisError: Error, Sendable, Hashable, CustomStringConvertible {
         public static let invalidURL = Code(.invalidURL)
         /// The caller's task was cancelled, so it stopped waiting for a connection or a reply.
         public static let cancelled = Code(.cancelled)
+        /// The keys of one command or script hash to different cluster slots, so no one node can
+        /// run it. Found in Swift, before anything is sent.
+        public static let crossSlot = Code(.crossSlot)
+        /// Some cluster slots have no reachable master (the cluster reports them unassigned, or
+        /// their master does not answer and no replica has taken over yet).
+        public static let clusterDown = Code(.clusterDown)
+        /// The cluster kept redirecting the command (`MOVED`/`ASK`) more often than the cap.
+        public static let tooManyRedirects = Code(.tooManyRedirects)
 
         public var description: String { base.rawValue }
     }
@@ -40,7 +49,9 @@ public struct RedisError: Error, Sendable, Hashable, CustomStringConvertible {
 
     /// True when the command got no answer from Redis (not reachable, closed, timed out, shut down,
     /// or the caller stopped waiting), as opposed to an error reply or a bad URL.
-    public var isConnectionFailure: Bool { code != .server && code != .invalidURL }
+    public var isConnectionFailure: Bool {
+        code != .server && code != .invalidURL && code != .crossSlot && code != .tooManyRedirects
+    }
 
     /// The first word of a server error reply, such as `NOSCRIPT` or `WRONGTYPE`.
     public var serverErrorPrefix: Substring? {
@@ -49,4 +60,25 @@ public struct RedisError: Error, Sendable, Hashable, CustomStringConvertible {
     }
 
     public var description: String { "Redis \(code): \(message)" }
+
+    /// A cluster redirect in a server error reply: `MOVED 3999 127.0.0.1:6381` or `ASK 3999 …`.
+    var clusterRedirect: ClusterRedirect? {
+        guard code == .server else { return nil }
+        let words = message.split(separator: " ")
+        guard words.count == 3, let slot = Int(words[1]).flatMap(HashSlot.init(rawValue:)),
+            let address = RedisNodeAddress(words[2])
+        else { return nil }
+        switch words[0] {
+        case "MOVED": return ClusterRedirect(kind: .moved, slot: slot, address: address)
+        case "ASK": return ClusterRedirect(kind: .ask, slot: slot, address: address)
+        default: return nil
+        }
+    }
+}
+
+/// Where a cluster node sent a command instead of running it.
+struct ClusterRedirect: Sendable, Hashable {
+    let kind: RedisClusterEvent.RedirectKind
+    let slot: HashSlot
+    let address: RedisNodeAddress
 }

@@ -34,7 +34,7 @@ struct OTPStoreTests {
 
     /// Starts `minute` minutes (and some odd milliseconds) into an hour, far from the epoch.
     init(minute: Int64) throws {
-        redis = RedisClient(configuration: try RedisConfiguration(url: TestRedis.url, timeoutMilliseconds: 2000))
+        redis = try TestRedis.client(timeoutMilliseconds: 2000)
         clock = TestClock(493_000 * Self.hour + minute * 60_000 + 1234)
         let clock = self.clock
         store = OTPStore(redis: redis, keyPrefix: prefix, clock: { clock.now })
@@ -71,6 +71,8 @@ struct OTPStoreTests {
     /// Every key of the user's hash tag with its whole value, to prove a refusal changed nothing.
     func snapshot(_ user: String) async throws -> [String: RESPValue] {
         var state: [String: RESPValue] = [:]
+        // Cluster-safe: the pattern carries the user's hash tag, so the client routes KEYS to the
+        // one master that holds every key of that tag.
         let keys = try await redis.send("KEYS", RedisArgument("\(prefix):{t:\(user)}*")).array ?? []
         for key in keys.compactMap(\.string) {
             let type = try await redis.send("TYPE", RedisArgument(key)).string

@@ -12,14 +12,15 @@ import Testing
 @testable import OTPServer
 
 /// A development configuration with apps shaped for the tests. `t` is roomy (no cooldown,
-/// high limits); the others each exercise one policy.
-func v1YAML(redisURL: String, prefix: String) -> String {
+/// high limits); the others each exercise one policy. `redisURL` nil: the shared test Redis,
+/// standalone or cluster as this run says (`TestRedis.isCluster`).
+func v1YAML(redisURL: String?, prefix: String) -> String {
     let key = #"{kid: k1, secret: "test-secret-0123456789abcdef0123456789abcdef"}"#
     let key2 = #"{kid: k2, secret: "test-secret-second-0123456789abcdef01234567"}"#
     return """
         mode: development
         server: {trusted_proxies: ["10.9.0.0/16"]}
-        redis: {url: "\(redisURL)", key_prefix: "\(prefix)", timeout_ms: 5000}
+        redis: \(TestRedis.configurationYAML(url: redisURL, keyPrefix: prefix, timeoutMilliseconds: 5000))
         security: {pepper: "test-pepper-0123456789abcdef"}
         delivery:
           sms: {provider: log}
@@ -76,8 +77,9 @@ struct V1Harness {
     let prefix: String
     let redisURL: String
 
-    init(redisURL: String = TestRedis.url) throws {
-        try self.init(redisURL: redisURL) { v1YAML(redisURL: $0, prefix: $1) }
+    /// `redisURL` nil: the shared test Redis, in the mode of this run (standalone or cluster).
+    init(redisURL: String? = nil) throws {
+        try self.init(redisURL: redisURL ?? TestRedis.url) { _, prefix in v1YAML(redisURL: redisURL, prefix: prefix) }
     }
 
     /// A harness on a configuration of the test's own: `yaml(redisURL, keyPrefix)`.

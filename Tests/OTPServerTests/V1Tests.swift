@@ -395,15 +395,10 @@ struct V1Tests {
             }
             return secrets
         }
-        let redis = RedisClient(configuration: try RedisConfiguration(url: harness.redisURL))
+        // Every key of the test, on every node when the test Redis is a cluster.
+        let keys = try await TestRedis.allKeys(matching: "\(harness.prefix):*")
+        let redis = try TestRedis.client()
         defer { redis.shutdown() }
-        var cursor = "0"
-        var keys: [String] = []
-        repeat {
-            let reply = try await redis.send("SCAN", RedisArgument(cursor), "MATCH", RedisArgument("\(harness.prefix):*"), "COUNT", "1000")
-            cursor = reply.array![0].string!
-            keys += reply.array![1].array!.compactMap(\.string)
-        } while cursor != "0"
         #expect(keys.count >= 15)
         var values: [String] = []
         for key in keys {

@@ -1,6 +1,10 @@
 public import Foundation
+public import RedisClient
 
-/// Where the shared test Redis is: `scripts/test.sh` starts one and sets `OTPD_TEST_REDIS_URL`.
+/// Where the shared test Redis is: `scripts/test.sh` starts one and sets `OTPD_TEST_REDIS_URL`,
+/// and starts a local Redis Cluster and sets `OTPD_TEST_REDIS_NODES` to its nodes.
+/// With `OTPD_TEST_REDIS_MODE=cluster`, the engine's tests run against that cluster instead
+/// (`client()` and `configurationYAML` follow the mode).
 /// A test that needs Redis and cannot find it fails; it never skips.
 public enum TestRedis {
     public static var url: String {
@@ -8,9 +12,109 @@ public enum TestRedis {
         return "redis://127.0.0.1:6379/0"
     }
 
+    /// True when the engine's tests run against the test cluster (`OTPD_TEST_REDIS_MODE=cluster`).
+    public static var isCluster: Bool { ProcessInfo.processInfo.environment["OTPD_TEST_REDIS_MODE"] == "cluster" }
+
+    /// The test cluster's nodes, `host:port` (`OTPD_TEST_REDIS_NODES`, comma-separated).
+    public static var clusterNodes: [String] {
+        (ProcessInfo.processInfo.environment["OTPD_TEST_REDIS_NODES"] ?? "")
+            .split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+    }
+
+    /// A client of the shared test Redis, in the mode of this run.
+    public static func client(timeoutMilliseconds: Int = 2000) throws -> RedisClient {
+        isCluster ? try clusterClient(timeoutMilliseconds: timeoutMilliseconds)
+            : RedisClient(configuration: try RedisConfiguration(url: url, timeoutMilliseconds: timeoutMilliseconds))
+    }
+
+    /// A cluster client of the test cluster, whatever the mode of this run.
+    public static func clusterClient(
+        timeoutMilliseconds: Int = 2000, onEvent: @escaping @Sendable (RedisClusterEvent) -> Void = { _ in }
+    ) throws -> RedisClient {
+        let seeds = clusterNodes.compactMap { RedisNodeAddress($0) }
+        guard !seeds.isEmpty else {
+            throw NSError(domain: "TestRedis", code: 1, userInfo: [
+                NSLocalizedDescriptionKey: "OTPD_TEST_REDIS_NODES is not set: run the tests with scripts/test.sh",
+            ])
+        }
+        return RedisClient(
+            cluster: RedisClusterConfiguration(
+                seeds: seeds, node: RedisConfiguration(timeoutMilliseconds: timeoutMilliseconds)),
+            onEvent: onEvent)
+    }
+
+    /// The `redis:` section of an otpd configuration for the shared test Redis, in the mode of
+    /// this run; or for the standalone server at `url` when one is given.
+    public static func configurationYAML(url: String? = nil, keyPrefix: String, timeoutMilliseconds: Int = 5000) -> String {
+        if url == nil, isCluster {
+            let nodes = clusterNodes.map { "\"\($0)\"" }.joined(separator: ", ")
+            return "{mode: cluster, nodes: [\(nodes)], key_prefix: \"\(keyPrefix)\", timeout_ms: \(timeoutMilliseconds)}"
+        }
+        return "{url: \"\(url ?? self.url)\", key_prefix: \"\(keyPrefix)\", timeout_ms: \(timeoutMilliseconds)}"
+    }
+
+    /// Every key matching `pattern` on the shared test Redis: `SCAN` on the one server, or on
+    /// every node of the cluster (a keyspace scan cannot be routed by slot). A key held by a
+    /// master and its replica is listed once.
+    public static func allKeys(matching pattern: String) async throws -> [String] {
+        let servers = isCluster ? clusterNodes.map { "redis://\($0)/0" } : [url]
+        var keys = Set<String>()
+        for server in servers {
+            let node = RedisClient(configuration: try RedisConfiguration(url: server, timeoutMilliseconds: 2000))
+            defer { node.shutdown() }
+            var cursor = "0"
+            repeat {
+                let reply = try await node.send("SCAN", RedisArgument(cursor), "MATCH", RedisArgument(pattern), "COUNT", "1000")
+                cursor = reply.array![0].string!
+                keys.formUnion(reply.array![1].array!.compactMap(\.string))
+            } while cursor != "0"
+        }
+        return keys.sorted()
+    }
+
     /// A key prefix no other test uses, so tests can run in parallel on one server.
     public static func uniquePrefix(_ name: String = "t") -> String {
         "test-\(name)-\(UUID().uuidString.prefix(8).lowercased())"
+    }
+}
+
+/// A Redis Cluster of a test's own (3 masters, 3 replicas, `scripts/cluster.sh`), for tests
+/// that kill nodes. Stopped and removed when released.
+public final class TestRedisCluster: Sendable {
+    public let directory: String
+    public let nodes: [String]
+
+    public init() throws {
+        directory = NSTemporaryDirectory() + "otpd-test-cluster-" + UUID().uuidString.prefix(8).lowercased()
+        let output = directory + ".log"
+        let start = try ChildProcess(
+            "/bin/bash", ["scripts/cluster.sh", "start"],
+            environment: ProcessInfo.processInfo.environment.merging(["OTPD_CLUSTER_DIR": directory]) { $1 },
+            outputPath: output)
+        start.wait()
+        let lines = (try? String(contentsOfFile: output, encoding: .utf8))?.split(separator: "\n") ?? []
+        try? FileManager.default.removeItem(atPath: output)
+        guard start.exitCode == 0, let seeds = lines.last else {
+            throw NSError(domain: "TestRedisCluster", code: 1, userInfo: [
+                NSLocalizedDescriptionKey: "scripts/cluster.sh start failed: \(lines.joined(separator: " | "))",
+            ])
+        }
+        nodes = seeds.split(separator: ",").map(String.init)
+    }
+
+    deinit { stop() }
+
+    /// The pid of the node listening on `port`.
+    public func pid(port: Int) -> pid_t? {
+        (try? String(contentsOfFile: "\(directory)/\(port)/redis.pid", encoding: .utf8))
+            .flatMap { pid_t($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+    }
+
+    public func stop() {
+        let stop = try? ChildProcess(
+            "/bin/bash", ["scripts/cluster.sh", "stop"],
+            environment: ProcessInfo.processInfo.environment.merging(["OTPD_CLUSTER_DIR": directory]) { $1 })
+        stop?.wait()
     }
 }
 

@@ -374,7 +374,7 @@ extension StorageFailure {
         switch error.code {
         case .timeout: kind = .timeout
         case .shutdown: kind = .shutdown
-        case .server, .protocolError, .invalidURL: kind = .failed
+        case .server, .protocolError, .invalidURL, .crossSlot, .tooManyRedirects: kind = .failed
         default: kind = .unavailable
         }
         self.init(kind, error.message)
