@@ -24,11 +24,13 @@ public struct RedisConfiguration: Sendable, Hashable {
     }
 
     /// Parses a `redis://` URL. Throws `RedisError(.invalidURL)` naming what is wrong.
+    /// Messages name the URL without its password (`redis://user:***@host`).
     public init(url: String, timeoutMilliseconds: Int = 500, poolSize: Int = 2) throws(RedisError) {
         self.init(timeoutMilliseconds: timeoutMilliseconds, poolSize: poolSize)
         let scheme = "redis://"
+        let shown = Self.redacted(url)
         guard url.hasPrefix(scheme) else {
-            throw RedisError(.invalidURL, "'\(url)' must start with redis://")
+            throw RedisError(.invalidURL, "must start with redis:// (redis://[user:password@]host[:port][/db])")
         }
         var rest = Substring(url.dropFirst(scheme.count))
         // Path: /db
@@ -37,7 +39,7 @@ public struct RedisConfiguration: Sendable, Hashable {
             rest = rest[..<slash]
             if !db.isEmpty {
                 guard let number = Int(db), number >= 0 else {
-                    throw RedisError(.invalidURL, "database '\(db)' in '\(url)' is not a number")
+                    throw RedisError(.invalidURL, "database '\(db)' in '\(shown)' is not a number")
                 }
                 self.database = number
             }
@@ -60,22 +62,22 @@ public struct RedisConfiguration: Sendable, Hashable {
         var portPart: Substring?
         if hostPart.hasPrefix("[") {
             guard let close = hostPart.firstIndex(of: "]") else {
-                throw RedisError(.invalidURL, "unclosed '[' in host of '\(url)'")
+                throw RedisError(.invalidURL, "unclosed '[' in host of '\(shown)'")
             }
             let after = hostPart[hostPart.index(after: close)...]
             hostPart = hostPart[hostPart.index(after: hostPart.startIndex)..<close]
             if after.hasPrefix(":") { portPart = after.dropFirst() } else if !after.isEmpty {
-                throw RedisError(.invalidURL, "unexpected '\(after)' after host in '\(url)'")
+                throw RedisError(.invalidURL, "unexpected '\(after)' after host in '\(shown)'")
             }
         } else if let colon = hostPart.lastIndex(of: ":") {
             portPart = hostPart[hostPart.index(after: colon)...]
             hostPart = hostPart[..<colon]
         }
-        guard !hostPart.isEmpty else { throw RedisError(.invalidURL, "no host in '\(url)'") }
+        guard !hostPart.isEmpty else { throw RedisError(.invalidURL, "no host in '\(shown)'") }
         self.host = String(hostPart)
         if let portPart {
             guard let port = Int(portPart), (1...65535).contains(port) else {
-                throw RedisError(.invalidURL, "port '\(portPart)' in '\(url)' is not 1-65535")
+                throw RedisError(.invalidURL, "port '\(portPart)' in '\(shown)' is not 1-65535")
             }
             self.port = port
         }
@@ -95,5 +97,16 @@ public struct RedisConfiguration: Sendable, Hashable {
             }
         }
         return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// `url` with the password of its userinfo (everything between `:` and the last `@` before
+    /// the host) replaced by `***`, so that no message or log line carries it.
+    public static func redacted(_ url: String) -> String {
+        let start = url.hasPrefix("redis://") ? url.index(url.startIndex, offsetBy: 8) : url.startIndex
+        let authority = url[start...].prefix { $0 != "/" }
+        guard let at = authority.lastIndex(of: "@") else { return url }
+        let userinfo = authority[..<at]
+        let masked = userinfo.firstIndex(of: ":").map { "\(userinfo[..<$0]):***" } ?? "***"
+        return String(url[..<start]) + masked + String(url[at...])
     }
 }

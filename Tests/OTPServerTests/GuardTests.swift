@@ -251,6 +251,43 @@ struct GuardTests {
         }
     }
 
+    /// A concealed unknown user is answered like a known one: same status, body shape and
+    /// headers, and about as late as a real delivery on that channel.
+    @Test func aConcealedUnknownUserTakesAsLongAsADelivery() async throws {
+        try await FakeGateway.run { gateway in
+            gateway.set(.answerAfter(milliseconds: 400))
+            let harness = try V1Harness { url, prefix in
+                guardYAML(redisURL: url, prefix: prefix)
+                    .replacingOccurrences(of: "  email: {provider: log}\n", with: "  email: {provider: webhook, url: \"\(gateway.url)\", secret: \"hook-secret-0123456789abcdef\"}\n")
+            }
+            try await harness.run { http in
+                let known = Self.email()
+                let register = try await http.post("/v1/apps/conceal/register/otp", ["identifier": known], headers: Self.from(Self.randomIP()))
+                #expect(register.status == 201)
+                func timed(_ email: String) async throws -> (HTTP.Reply, Double) {
+                    let start = Date()
+                    let reply = try await http.post("/v1/apps/conceal/login/otp", ["identifier": email], headers: Self.from(Self.randomIP()))
+                    return (reply, Date().timeIntervalSince(start))
+                }
+                let (real, realTime) = try await timed(known)
+                let (decoy, decoyTime) = try await timed(Self.email())
+                #expect(real.status == 200 && decoy.status == 200)
+                #expect(Set(real.json.keys) == Set(decoy.json.keys))
+                let realHeaders: [String] = Self.headerNames(real)
+                let decoyHeaders: [String] = Self.headerNames(decoy)
+                #expect(realHeaders == decoyHeaders)
+                #expect(realTime > 0.35 && decoyTime > 0.3, "real \(realTime) s, decoy \(decoyTime) s")
+                #expect(gateway.requests.count == 2, "the decoy must deliver nothing")
+            }
+        }
+    }
+
+    /// The names of a reply's headers, without those that differ on every reply anyway.
+    static func headerNames(_ reply: HTTP.Reply) -> [String] {
+        let varying: Set<String> = ["x-request-id", "date"]
+        return reply.headers.map { $0.0.lowercased() }.filter { !varying.contains($0) }.sorted()
+    }
+
     @Test func ipv6ClientsAreCountedPerSlash64() {
         #expect(NetworkRange.quotaSubject(of: "2001:db8:1:2:aaaa::1") == "2001:db8:1:2::/64")
         #expect(NetworkRange.quotaSubject(of: "2001:db8:1:2:ffff:ffff:ffff:fffe") == "2001:db8:1:2::/64")

@@ -35,6 +35,8 @@ public final class FakeGateway: Sendable {
         case answer(status: Int, body: String)
         /// Accepts the request and never answers.
         case hang
+        /// Answers 200 after a while, as a real gateway far away does.
+        case answerAfter(milliseconds: Int)
     }
 
     private let recorded = Mutex<[Recorded]>([])
@@ -69,6 +71,9 @@ public final class FakeGateway: Sendable {
             case .hang:
                 try await Task.sleep(for: .seconds(60))
                 return Response(status: .ok)
+            case .answerAfter(let milliseconds):
+                try await Task.sleep(for: .milliseconds(milliseconds))
+                return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: "{}")))
             }
         }
         router.on("/", method: .post, use: handler)

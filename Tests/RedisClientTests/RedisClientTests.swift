@@ -257,6 +257,29 @@ struct RedisURLTests {
 
     @Test(arguments: ["http://localhost", "redis://", "redis://host:notaport", "redis://host:70000", "redis://host/db", "localhost:6379"])
     func rejectsBadURLs(_ url: String) {
+        // (the password never appears in the message: see messagesNeverCarryThePassword)
         #expect(throws: RedisError.self) { try RedisConfiguration(url: url) }
+    }
+}
+
+@Suite("Redis credentials stay out of messages")
+struct RedisCredentialTests {
+    @Test(arguments: [
+        "redis://user:s3cr3t-pw@host:notaport", "redis://user:s3cr3t-pw@host/db", "redis://:s3cr3t-pw@[::1", "s3cr3t-pw",
+        "redis://s3cr3t-pw@host:99999",
+    ])
+    func messagesNeverCarryThePassword(_ url: String) {
+        do {
+            _ = try RedisConfiguration(url: url)
+            Issue.record("'\(url)' should not parse")
+        } catch {
+            #expect(!error.description.contains("s3cr3t-pw"), "\(error)")
+        }
+    }
+
+    @Test func redactedHidesOnlyThePassword() {
+        #expect(RedisConfiguration.redacted("redis://user:pw@h:1/0") == "redis://user:***@h:1/0")
+        #expect(RedisConfiguration.redacted("redis://pw@h") == "redis://***@h")
+        #expect(RedisConfiguration.redacted("redis://h:1") == "redis://h:1")
     }
 }
