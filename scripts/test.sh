@@ -2,7 +2,8 @@
 # Builds otpd and runs the whole test suite against a throwaway Redis on a free port, then the
 # engine's tests (OTPStore and the v1 API) a second time against a throwaway local Redis
 # Cluster (3 masters + 3 replicas, scripts/cluster.sh). The cluster client's own tests
-# (RedisClientTests) use that cluster in the first run.
+# (RedisClientTests) use that cluster in the first run. Last, scripts/fuzz.sh: schemathesis
+# against a live otpd and openapi.yaml.
 # Usage: scripts/test.sh [extra `swift test` arguments, e.g. --filter RedisClientTests]
 #        With arguments, only the first run happens (with them).
 set -euo pipefail
@@ -40,8 +41,10 @@ echo "==> tests ran in $(( $(date +%s) - start ))s"
 if (($# == 0)); then
   # The tests that use KEYS, SCAN or their own redis-server stay cluster-safe or standalone
   # by construction (see TestRedis.allKeys and the comments at those tests).
-  echo "==> swift test (Redis Cluster): OTPCoreTests, V1Tests"
+  echo "==> swift test (Redis Cluster): OTPCoreTests, V1Tests, GuardTests"
   start=$(date +%s)
   OTPD_TEST_REDIS_MODE=cluster swift test --skip-build --filter "OTPCoreTests|V1Tests|GuardTests"
   echo "==> cluster tests ran in $(( $(date +%s) - start ))s"
+
+  scripts/fuzz.sh "$OTPD_TEST_REDIS_URL"
 fi
