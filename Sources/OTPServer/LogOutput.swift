@@ -11,7 +11,8 @@ import Darwin
 /// by one thread of its own that writes them in batches (to standard output in `otpd serve`).
 ///
 /// Appending never blocks on the output: it takes a short lock, copies the line, and wakes the
-/// writer thread only when it sleeps. When the buffer is full — the output is slower than the
+/// writer thread only when it sleeps waiting for lines — at most once per batch, which gathers
+/// for 2 ms. When the buffer is full — the output is slower than the
 /// lines coming in — the line is dropped and counted (`droppedLines`, and every counter passed
 /// to `countDrops(in:)`), so a slow or stuck output never stalls a request.
 public final class LogOutput: @unchecked Sendable {
@@ -28,6 +29,9 @@ public final class LogOutput: @unchecked Sendable {
         var isClosed = false
         var writerHasExited = false
     }
+
+    /// How long the writer lets lines gather after the first one wakes it.
+    static let lingerMicroseconds: UInt32 = 2000
 
     /// The most bytes waiting to be written; a line that would go past it is dropped.
     public let capacity: Int
@@ -137,6 +141,14 @@ public final class LogOutput: @unchecked Sendable {
             }
             state.writerIsWaiting = false
             if state.pending.isEmpty { break }  // closed, and everything written
+            if !state.isClosed {
+                // Let a batch gather: while this thread lingers it is not waiting, so callers
+                // append without waking it, and a busy server pays at most one wake-up per
+                // `lingerMicroseconds` instead of one per line.
+                condition.unlock()
+                usleep(Self.lingerMicroseconds)
+                condition.lock()
+            }
             swap(&batch, &state.pending)
             let lines = state.appendedLines
             condition.unlock()
