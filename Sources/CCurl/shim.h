@@ -49,6 +49,10 @@ static inline CURLMcode otpd_curl_multi_setopt_timer_callback(CURLM *multi, otpd
     return curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION, callback);
 }
 
+static inline CURLMcode otpd_curl_multi_setopt_long(CURLM *multi, CURLMoption option, long value) {
+    return curl_multi_setopt(multi, option, value);
+}
+
 static inline CURLMcode otpd_curl_multi_setopt_pointer(CURLM *multi, CURLMoption option, void *value) {
     return curl_multi_setopt(multi, option, value);
 }

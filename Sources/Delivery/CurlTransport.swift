@@ -78,6 +78,8 @@ final class CurlTransport: @unchecked Sendable {
     }
 
     static let shared = CurlTransport()
+    /// Idle connections kept for reuse, across all gateways.
+    static let cachedConnections = 256
     private static let globalInit: Void = { _ = otpd_curl_global_init() }()
 
     private let multi: UnsafeMutableRawPointer
@@ -124,6 +126,9 @@ final class CurlTransport: @unchecked Sendable {
             return 0
         }
         otpd_curl_multi_setopt_pointer(multi, CURLMOPT_TIMERDATA, this)
+        // libcurl's default cache holds 4 connections per transfer in flight *at the moment one
+        // ends*: when a burst thins out it closes connections the next burst must open again.
+        otpd_curl_multi_setopt_long(multi, CURLMOPT_MAXCONNECTS, Self.cachedConnections)
         let thread = Thread { [unowned self] in self.poll() }
         thread.name = "otpd-curl"
         thread.start()
