@@ -162,10 +162,14 @@ final class CurlTransport: @unchecked Sendable {
         if what & CURL_POLL_IN != 0 { events |= EPOLLIN.rawValue }
         if what & CURL_POLL_OUT != 0 { events |= EPOLLOUT.rawValue }
         var event = epoll_event(events: events, data: epoll_data_t(fd: socket))
+        // Our record can be stale (a descriptor closed and its number reused without a REMOVE
+        // first): when epoll disagrees, the other operation is the right one.
         if watched.updateValue(events, forKey: socket) == nil {
+            if epoll_ctl(epollFD, EPOLL_CTL_ADD, socket, &event) != 0 && errno == EEXIST {
+                epoll_ctl(epollFD, EPOLL_CTL_MOD, socket, &event)
+            }
+        } else if epoll_ctl(epollFD, EPOLL_CTL_MOD, socket, &event) != 0 && errno == ENOENT {
             epoll_ctl(epollFD, EPOLL_CTL_ADD, socket, &event)
-        } else {
-            epoll_ctl(epollFD, EPOLL_CTL_MOD, socket, &event)
         }
     }
 

@@ -39,10 +39,12 @@ struct ObservabilityMiddleware: RouterMiddleware {
         let route = context.endpointPath ?? "unmatched"
         metrics.recordRequest(
             route: route, method: request.method.rawValue, status: response.status.code, duration: duration)
-        // Formatted by the log handler, and only when the line is written.
+        // Formatted by the log handler, and only when the line is written; the request id as
+        // already formatted for the header (the logger's own would be formatted again).
         context.logger.info(
             "request",
             metadata: [
+                "hb.request.id": .string(requestID),
                 "http.method": .string(request.method.rawValue), "http.path": .string(request.uri.path),
                 "http.route": .string(route), "http.status": .stringConvertible(response.status.code),
                 "duration_ms": .stringConvertible(Double(duration.nanoseconds) / 1_000_000),
