@@ -14,6 +14,7 @@ public struct Configuration: Sendable, Decodable {
 
     public var mode: Mode
     public var logLevel: String
+    public var logFormat: LogFormat
     public var server: Server
     public var redis: Redis
     public var security: Security
@@ -24,6 +25,12 @@ public struct Configuration: Sendable, Decodable {
     enum CodingKeys: String, CodingKey, CaseIterable {
         case mode, server, redis, security, delivery, apps, surfaces
         case logLevel = "log_level"
+        case logFormat = "log_format"
+    }
+
+    /// How each log line is written: swift-log's text shape, or one JSON object per line.
+    public enum LogFormat: String, Sendable, Decodable {
+        case text, json
     }
 
     public init(from decoder: any Decoder) throws {
@@ -31,6 +38,7 @@ public struct Configuration: Sendable, Decodable {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         mode = try c.value(.mode, default: .production)
         logLevel = try c.value(.logLevel, default: "info")
+        logFormat = try c.value(.logFormat, default: .text)
         server = try c.value(.server, default: Server())
         redis = try c.value(.redis, default: Redis())
         security = try c.decode(Security.self, forKey: .security)

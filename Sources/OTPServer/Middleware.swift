@@ -5,7 +5,8 @@ import NIOCore
 import OTPCore
 
 /// Outermost: gives every request an id (the caller's `X-Request-Id` when it is sane), logs one
-/// line per request, and records the request counter and latency histogram.
+/// line per request (at `info`, through the process's non-blocking `LogOutput`), and records
+/// the request counter and latency histogram.
 ///
 /// Only the path is logged, never the query string: some routes carry codes in it.
 struct ObservabilityMiddleware: RouterMiddleware {
@@ -38,12 +39,15 @@ struct ObservabilityMiddleware: RouterMiddleware {
         let route = context.endpointPath ?? "unmatched"
         metrics.recordRequest(
             route: route, method: MetricLabels.method(request.method), status: response.status.code, duration: duration)
+        // Formatted by the log handler, and only when the line is written; the request id as
+        // already formatted for the header (the logger's own would be formatted again).
         context.logger.info(
             "request",
             metadata: [
-                "http.method": "\(request.method)", "http.path": "\(request.uri.path)", "http.route": "\(route)",
-                "http.status": "\(response.status.code)",
-                "duration_ms": "\(Double(duration.nanoseconds) / 1_000_000)",
+                "hb.request.id": .string(requestID),
+                "http.method": .string(request.method.rawValue), "http.path": .string(request.uri.path),
+                "http.route": .string(route), "http.status": .stringConvertible(response.status.code),
+                "duration_ms": .stringConvertible(Double(duration.nanoseconds) / 1_000_000),
             ])
         return response
     }

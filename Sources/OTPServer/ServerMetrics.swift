@@ -15,15 +15,47 @@ public final class ServerMetrics: Sendable {
         .seconds(1), .milliseconds(2500), .seconds(5),
     ]
 
-    public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
+    /// `logOutput`: the output whose dropped lines `otpd_log_lines_dropped_total` counts (the
+    /// process's, once `bootstrapLogging` has installed one).
+    public init(
+        registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry(), logOutput: LogOutput? = .installed
+    ) {
         self.registry = registry
+        let dropped = registry.makeCounter(
+            descriptor: .init(
+                namespace: "otpd", subsystem: "log", metricName: "lines_dropped", unitName: "total",
+                helpText: "Log lines dropped because standard output could not keep up"))
+        logOutput?.countDrops { dropped.increment() }
     }
 
+    /// The two series one request records: its counter and its route's latency histogram.
+    private struct RequestSeries {
+        let requests: Counter
+        let duration: DurationHistogram
+    }
+
+    /// What picks a request's series: hashed as it comes, without building a string.
+    private struct RequestSeriesKey: Hashable {
+        let route: String
+        let method: String
+        let status: Int
+    }
+
+    private let requestSeries = Mutex<[RequestSeriesKey: RequestSeries]>([:])
+
     func recordRequest(route: String, method: String, status: Int, duration: Duration) {
-        counter("http", "requests", "HTTP requests by route, method and status",
-                [("route", route), ("method", method), ("status", String(status))]).increment()
-        histogram("http", "request_duration", "HTTP request latency by route and method",
-                  [("route", route), ("method", method)]).recordNanoseconds(duration.nanoseconds)
+        let key = RequestSeriesKey(route: route, method: method, status: status)
+        let series = requestSeries.withLock { $0[key] } ?? {
+            let series = RequestSeries(
+                requests: counter("http", "requests", "HTTP requests by route, method and status",
+                                  [("route", route), ("method", method), ("status", String(status))]),
+                duration: histogram("http", "request_duration", "HTTP request latency by route and method",
+                                    [("route", route), ("method", method)]))
+            requestSeries.withLock { $0[key] = series }
+            return series
+        }()
+        series.requests.increment()
+        series.duration.recordNanoseconds(duration.nanoseconds)
     }
 
     /// A code handed to a gateway that accepted it.

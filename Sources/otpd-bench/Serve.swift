@@ -25,7 +25,7 @@ struct Serve: AsyncParsableCommand {
             throw ExitCode(2)
         }
         // The log gateway writes at notice: bench.sh reads the pool's codes from these lines.
-        let logger = bootstrapLogging(levelName: configuration.logLevel)
+        let logger = bootstrapLogging(levelName: configuration.logLevel, format: configuration.logFormat)
         let app = try buildApplication(configuration: configuration, logger: logger) { router in
             router.post("/bench/echo") { request, context in
                 try await request.decodeJSON(as: EchoBody.self, context: context)

@@ -55,7 +55,7 @@ struct Serve: AsyncParsableCommand {
 
     func run() async throws {
         let (configuration, warnings, path) = try options.load()
-        let logger = bootstrapLogging(levelName: configuration.logLevel)
+        let logger = bootstrapLogging(levelName: configuration.logLevel, format: configuration.logFormat)
         if configuration.mode == .development {
             logger.warning("DEVELOPMENT MODE: this configuration is not safe for production")
         }

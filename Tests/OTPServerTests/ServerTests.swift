@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Hummingbird
 import HummingbirdTesting
 import Logging
@@ -207,5 +208,148 @@ struct ServerTests {
                 #expect(body(response) == "otp × 2")
             }
         }
+    }
+}
+
+/// Everything a `LogOutput` wrote, for tests to read.
+final class CapturedOutput: Sendable {
+    private let bytes = Mutex<[UInt8]>([])
+    var text: String { String(decoding: bytes.withLock { $0 }, as: UTF8.self) }
+    var lines: [Substring] { text.split(separator: "\n") }
+    func write(_ batch: UnsafeRawBufferPointer) { bytes.withLock { $0.append(contentsOf: batch) } }
+}
+
+@Suite("Logging: one line per request, written off the event loops")
+struct LoggingTests {
+    /// A logger writing through `OutputLogHandler` to `output`.
+    func logger(_ format: Configuration.LogFormat, _ output: LogOutput) -> Logger {
+        var logger = Logger(label: "otpd") { label in OutputLogHandler(label: label, format: format, output: output) }
+        logger.logLevel = .info
+        return logger
+    }
+
+    /// Serves two requests (one with a query string that carries a code) and returns the
+    /// access-log lines written for them.
+    func accessLines(_ format: Configuration.LogFormat) async throws -> [Substring] {
+        let captured = CapturedOutput()
+        let output = LogOutput { captured.write($0) }
+        defer { output.close() }
+        let app = try buildApplication(configuration: try testConfiguration(), logger: logger(format, output))
+        try await app.test(.router) { client in
+            try await client.execute(uri: "/healthz", method: .get) { #expect($0.status == .ok) }
+            try await client.execute(
+                uri: "/healthz?code=493817", method: .get, headers: [ObservabilityMiddleware.requestIDHeader: "caller-id-1"]
+            ) { #expect($0.status == .ok) }
+        }
+        output.flush()
+        #expect(!captured.text.contains("493817"), "the query string is never logged")
+        return captured.lines.filter { $0.contains("/healthz") }
+    }
+
+    @Test func aTextLinePerRequest() async throws {
+        let lines = try await accessLines(.text)
+        #expect(lines.count == 2, "\(lines)")
+        for line in lines {
+            #expect(line.contains(" info otpd:"))
+            #expect(line.contains("http.method=GET"))
+            #expect(line.contains("http.path=/healthz "))
+            #expect(line.contains("http.status=200"))
+            #expect(line.contains("hb.request.id="))
+            #expect(line.hasSuffix("] request"))
+        }
+        #expect(lines.last?.contains("hb.request.id=caller-id-1") == true)
+    }
+
+    @Test func aJSONObjectPerRequest() async throws {
+        let lines = try await accessLines(.json)
+        #expect(lines.count == 2, "\(lines)")
+        for line in lines {
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+            #expect(object["msg"] as? String == "request")
+            #expect(object["level"] as? String == "info")
+            #expect((object["ts"] as? String)?.hasSuffix("Z") == true)
+            #expect(object["http.method"] as? String == "GET")
+            #expect(object["http.path"] as? String == "/healthz")
+            #expect(object["http.route"] as? String == "/healthz")
+            #expect(object["http.status"] as? String == "200")
+            #expect(object["duration_ms"] is String)
+            #expect(object["hb.request.id"] is String)
+        }
+        let last = try JSONSerialization.jsonObject(with: Data(lines[1].utf8)) as? [String: Any]
+        #expect(last?["hb.request.id"] as? String == "caller-id-1")
+    }
+
+    @Test func jsonEscapesWhatCouldForgeALine() throws {
+        let captured = CapturedOutput()
+        let output = LogOutput { captured.write($0) }
+        logger(.json, output).warning("two\nlines \"quoted\"", metadata: ["nested": ["a": "1", "b": ["x", "y"]]])
+        output.close()
+        #expect(captured.lines.count == 1)
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(captured.lines[0].utf8)) as? [String: Any])
+        #expect(object["msg"] as? String == "two\nlines \"quoted\"")
+        #expect((object["nested"] as? [String: Any])?["b"] as? [String] == ["x", "y"])
+    }
+
+    @Test func aFullBufferDropsAndCountsInsteadOfBlocking() async throws {
+        // The sink blocks until the gate opens: standard output stuck behind a slow reader.
+        let gate = DispatchSemaphore(value: 0)
+        let captured = CapturedOutput()
+        let output = LogOutput(capacity: 2048) { batch in
+            gate.wait()
+            gate.signal()
+            captured.write(batch)
+        }
+        let configuration = try testConfiguration()
+        let redis = RedisClient(configuration: .init())
+        let engine = OTPEngine(
+            configuration: configuration, redis: redis, providers: configuration.deliveryProviders(logger: quietLogger),
+            logger: quietLogger)
+        let router = buildRouter(
+            configuration: configuration, redis: redis, engine: engine, metrics: ServerMetrics(logOutput: output))
+        let app = Application(router: router, logger: logger(.text, output))
+        let started = ContinuousClock.now
+        let exposition = try await app.test(.router) { client in
+            for _ in 0..<100 {
+                try await client.execute(uri: "/healthz", method: .get) { #expect($0.status == .ok) }
+            }
+            return try await client.execute(uri: "/metrics", method: .get) { body($0) }
+        }
+        #expect(ContinuousClock.now - started < .seconds(10), "requests never wait for the output")
+        let dropped = output.droppedLines
+        #expect(dropped > 50, "2 KiB holds a handful of lines; the rest are dropped")
+        let counted = exposition.split(separator: "\n").first { $0.hasPrefix("otpd_log_lines_dropped_total ") }
+        let value = counted.flatMap { Int($0.split(separator: " ").last ?? "") } ?? 0
+        #expect(value > 50 && value <= dropped, "\(counted ?? "no otpd_log_lines_dropped_total")")
+        gate.signal()
+        output.close()
+        #expect(captured.lines.count + dropped >= 100)
+    }
+
+    @Test func closeWritesEverythingBuffered() {
+        let captured = CapturedOutput()
+        let output = LogOutput { batch in
+            Thread.sleep(forTimeInterval: 0.01)  // a slow output: lines pile up behind it
+            captured.write(batch)
+        }
+        let log = logger(.text, output)
+        for index in 0..<1000 { log.info("line \(index)") }
+        output.close()
+        #expect(captured.lines.count == 1000)
+        #expect(captured.lines.last?.hasSuffix("line 999") == true)
+        log.info("after close")
+        #expect(output.droppedLines == 1)
+    }
+
+    @Test func flushWaitsForWhatWasAppended() {
+        let captured = CapturedOutput()
+        let output = LogOutput { batch in
+            Thread.sleep(forTimeInterval: 0.01)
+            captured.write(batch)
+        }
+        defer { output.close() }
+        let log = logger(.json, output)
+        for index in 0..<200 { log.notice("line \(index)") }
+        output.flush()
+        #expect(captured.lines.count == 200)
     }
 }
