@@ -13,6 +13,9 @@ struct CurlRequest: Sendable {
     /// SMTP only: envelope sender and recipients.
     var mailFrom: String?
     var mailRecipients: [String] = []
+    /// SMTP only: refuse to send unless the connection is encrypted (`smtps://`, or STARTTLS,
+    /// which the server must then offer); false speaks plain SMTP (`tls: none`, development).
+    var requireTLS = true
 }
 
 struct CurlResponse: Sendable {
@@ -244,7 +247,8 @@ final class CurlTransport: @unchecked Sendable {
                 transfer.recipients = curl_slist_append(transfer.recipients, "<\(recipient)>")
             }
             otpd_curl_easy_setopt_pointer(easy, CURLOPT_MAIL_RCPT, transfer.recipients)
-            otpd_curl_easy_setopt_long(easy, CURLOPT_USE_SSL, Int(CURLUSESSL_TRY.rawValue))
+            let tls = request.requireTLS ? CURLUSESSL_ALL : CURLUSESSL_NONE
+            otpd_curl_easy_setopt_long(easy, CURLOPT_USE_SSL, Int(tls.rawValue))
             otpd_curl_easy_setopt_long(easy, CURLOPT_UPLOAD, 1)
             otpd_curl_easy_setopt_offset(easy, CURLOPT_INFILESIZE_LARGE, curl_off_t(request.body.count))
             otpd_curl_easy_setopt_data_callback(easy, CURLOPT_READFUNCTION) { buffer, size, count, userdata in

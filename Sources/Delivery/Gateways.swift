@@ -173,20 +173,23 @@ public struct WebhookProvider: DeliveryProvider {
     }
 }
 
-/// Email over SMTP (or SMTPS), STARTTLS whenever the server offers it.
+/// Email over SMTPS, or SMTP upgraded with STARTTLS (required unless `tls: none`).
 public struct SMTPProvider: DeliveryProvider {
     public let name = "smtp"
     let url: String
     let from: String
     let username: String?
     let password: String?
+    /// False only for `tls: none` (development): plain SMTP to a local test server.
+    let requireTLS: Bool
     let policy: GatewayPolicy
 
-    public init(url: String, from: String, username: String?, password: String?, policy: GatewayPolicy) {
+    public init(url: String, from: String, username: String?, password: String?, requireTLS: Bool = true, policy: GatewayPolicy) {
         self.url = url
         self.from = from
         self.username = (username ?? "").isEmpty ? nil : username
         self.password = password
+        self.requireTLS = requireTLS
         self.policy = policy
     }
 
@@ -205,7 +208,8 @@ public struct SMTPProvider: DeliveryProvider {
             provider: name,
             CurlRequest(
                 url: url, body: data, username: username, password: password,
-                timeoutMilliseconds: policy.timeoutMilliseconds, mailFrom: from, mailRecipients: [message.to]),
+                timeoutMilliseconds: policy.timeoutMilliseconds, mailFrom: from, mailRecipients: [message.to],
+                requireTLS: requireTLS),
             accept: { $0.status == 250 || $0.status == 0 })
     }
 }

@@ -23,7 +23,9 @@ extension Configuration.Gateway {
                 baseURL: twilio.baseURL, accountSID: twilio.accountSID, authToken: twilio.authToken, from: twilio.from,
                 policy: policy)
         case .smtp(let smtp):
-            SMTPProvider(url: smtp.smtpURL, from: smtp.from, username: smtp.username, password: smtp.password, policy: policy)
+            SMTPProvider(
+                url: smtp.smtpURL, from: smtp.from, username: smtp.username, password: smtp.password,
+                requireTLS: smtp.tls == .required, policy: policy)
         case .telegram(let telegram):
             TelegramProvider(apiBaseURL: telegram.apiBaseURL, botToken: telegram.botToken, policy: policy)
         case .webhook(let webhook):

@@ -77,7 +77,8 @@ struct GatewayWireFormatTests {
 
     @Test func smtpSendsOneRFC5322Message() async throws {
         let server = try await FakeSMTPServer()
-        let provider = SMTPProvider(url: "smtp://127.0.0.1:\(server.port)", from: "otp@example.com", username: "", password: "", policy: policy)
+        // The fake offers no STARTTLS: plain SMTP, as `tls: none` allows in development.
+        let provider = SMTPProvider(url: "smtp://127.0.0.1:\(server.port)", from: "otp@example.com", username: "", password: "", requireTLS: false, policy: policy)
         let subject = "Ваш код для Demo — ✓ and a long enough subject to need more than one encoded word"
         try await provider.deliver(OutboundMessage(channel: .email, to: "ada@example.com", subject: subject, text: unicode + "\nline two"))
         await server.close()
@@ -105,9 +106,21 @@ struct GatewayWireFormatTests {
         #expect(String(decoding: body, as: UTF8.self) == unicode + "\nline two")
     }
 
-    @Test func lineBreaksInHeadersAreRefused() async throws {
+    /// A server that does not offer STARTTLS gets no message: the code never travels in plain
+    /// text unless the configuration says `tls: none`.
+    @Test func smtpWithoutSTARTTLSIsRefusedByDefault() async throws {
         let server = try await FakeSMTPServer()
         let provider = SMTPProvider(url: "smtp://127.0.0.1:\(server.port)", from: "otp@example.com", username: nil, password: nil, policy: policy)
+        await #expect(throws: DeliveryError.self) {
+            try await provider.deliver(OutboundMessage(channel: .email, to: "ada@example.com", subject: "Code", text: "123456"))
+        }
+        await server.close()
+        #expect(server.received.isEmpty)
+    }
+
+    @Test func lineBreaksInHeadersAreRefused() async throws {
+        let server = try await FakeSMTPServer()
+        let provider = SMTPProvider(url: "smtp://127.0.0.1:\(server.port)", from: "otp@example.com", username: nil, password: nil, requireTLS: false, policy: policy)
         await #expect(throws: DeliveryError.self) {
             try await provider.deliver(OutboundMessage(channel: .email, to: "ada@example.com", subject: "Hi\r\nBcc: victim@example.com", text: "x"))
         }
