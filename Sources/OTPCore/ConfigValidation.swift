@@ -155,6 +155,24 @@ struct ConfigurationCheck {
             && parts[1].count >= 30 && parts[1].allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == "-") })
     }
 
+    func limits(_ limits: Configuration.Limits, key: String) throws(ConfigurationError) {
+        for (name, value) in [
+            ("sends_per_identifier_per_hour", limits.sendsPerIdentifierPerHour), ("sends_per_ip_per_hour", limits.sendsPerIPPerHour),
+            ("failed_attempts_per_identifier_per_hour", limits.failedAttemptsPerIdentifierPerHour),
+            ("failed_attempts_per_ip_per_hour", limits.failedAttemptsPerIPPerHour),
+            ("max_consecutive_failures", limits.maxConsecutiveFailures), ("lockout_seconds", limits.lockoutSeconds),
+            ("refreshes_per_session_per_hour", limits.refreshesPerSessionPerHour),
+            ("sms_and_calls_per_app_per_hour", limits.smsAndCallsPerAppPerHour),
+        ] {
+            try require(value > 0, "\(key).\(name)", "must be positive")
+        }
+        for (c, code) in limits.allowedCountryCodes.enumerated() {
+            try require(
+                (1...3).contains(code.count) && code.allSatisfy({ $0.isASCII && $0.isNumber }) && code.first != "0",
+                "\(key).allowed_country_codes[\(c)]", "'\(code)' is not a country calling code (1-3 digits, e.g. \"44\")")
+        }
+    }
+
     mutating func app(
         _ app: Configuration.App, key: String, delivery: Configuration.Delivery, ids: inout Set<String>
     ) throws(ConfigurationError) {
@@ -173,24 +191,7 @@ struct ConfigurationCheck {
         try require(app.otp.ttlSeconds > 0, "\(key).otp.ttl_seconds", "must be positive")
         try require(app.otp.maxAttempts > 0, "\(key).otp.max_attempts", "must be positive")
         try require(app.otp.resendCooldownSeconds >= 0, "\(key).otp.resend_cooldown_seconds", "must be 0 or more")
-        try require(app.limits.sendsPerIdentifierPerHour > 0, "\(key).limits.sends_per_identifier_per_hour", "must be positive")
-        try require(app.limits.sendsPerIPPerHour > 0, "\(key).limits.sends_per_ip_per_hour", "must be positive")
-        try require(
-            app.limits.failedAttemptsPerIdentifierPerHour > 0,
-            "\(key).limits.failed_attempts_per_identifier_per_hour", "must be positive")
-        for (name, value) in [
-            ("failed_attempts_per_ip_per_hour", app.limits.failedAttemptsPerIPPerHour),
-            ("max_consecutive_failures", app.limits.maxConsecutiveFailures), ("lockout_seconds", app.limits.lockoutSeconds),
-            ("refreshes_per_session_per_hour", app.limits.refreshesPerSessionPerHour),
-            ("sms_and_calls_per_app_per_hour", app.limits.smsAndCallsPerAppPerHour),
-        ] {
-            try require(value > 0, "\(key).limits.\(name)", "must be positive")
-        }
-        for (c, code) in app.limits.allowedCountryCodes.enumerated() {
-            try require(
-                (1...3).contains(code.count) && code.allSatisfy({ $0.isASCII && $0.isNumber }) && code.first != "0",
-                "\(key).limits.allowed_country_codes[\(c)]", "'\(code)' is not a country calling code (1-3 digits, e.g. \"44\")")
-        }
+        try limits(app.limits, key: "\(key).limits")
         // Short codes are guessable: NIST's bound on guesses needs fewer attempts per code.
         try require(
             app.otp.length >= 6 || app.otp.maxAttempts <= 3, "\(key).otp.max_attempts",

@@ -226,6 +226,17 @@ struct GuardTests {
         try await harness.run { http in
             let long = try await http.post("/v1/apps/victim/register/otp", ["identifier": Self.email(), "first_name": String(repeating: "a", count: 101)], headers: Self.from(Self.randomIP()))
             #expect(long.status == 400 && long.code == "invalid_field" && long.body.contains("first_name"))
+            // A repeated register never overwrites the names of the user it names.
+            let owner = Self.email()
+            let first = try await http.post("/v1/apps/victim/register/otp", ["identifier": owner, "first_name": "Ada", "last_name": "Lovelace"], headers: Self.from(Self.randomIP()))
+            #expect(first.status == 201)
+            let again = try await http.post("/v1/apps/victim/register/otp", ["identifier": owner, "first_name": "Mallory", "last_name": "M"], headers: Self.from(Self.randomIP()))
+            #expect(again.status == 201)
+            let otpID = try #require(again.json["otp_id"] as? String)
+            let signedIn = try await http.post("/v1/apps/victim/otp/activate", ["otp_id": otpID, "otp": try #require(harness.capture.lastCode(to: owner))])
+            let token = try #require((signedIn.json["auth_result"] as? [String: Any])?["auth_token"] as? String)
+            let me = try await http.get("/v1/apps/victim/currentuser", headers: ["Authorization": "Bearer \(token)"])
+            #expect((me.json["user"] as? [String: Any])?["first_name"] as? String == "Ada")
             // Full-width letters fold (NFKC) and case folds: one user, not two.
             let local = "n\(UUID().uuidString.prefix(6).lowercased())"
             let plain = try await http.post("/v1/apps/victim/register/otp", ["identifier": "\(local)@example.com"], headers: Self.from(Self.randomIP()))
