@@ -77,6 +77,25 @@ func httpPost(port: Int, path: String, json: String) async -> (status: Int, body
     await onOwnThread { blockingHTTPRequest(port: port, "POST \(path)", json: json) }
 }
 
+/// Starts `otpd serve` on `port` and waits until it answers /healthz.
+func serveOTPD(config: String, port: Int, redisURL: String, environment: [String: String] = [:]) async throws -> ChildProcess {
+    let process = try ChildProcess(
+        try otpdBinary().path, ["serve", "--config", config],
+        environment: ProcessInfo.processInfo.environment.merging(
+            ["OTPD_PORT": String(port), "OTPD_REDIS_URL": redisURL, "OTPD_LOG_LEVEL": "error"].merging(environment) { $1 }
+        ) { $1 })
+    var up = false
+    for _ in 0..<100 where !up {
+        up = await httpGet(port: port, path: "/healthz")?.status == 200
+        if !up { try await Task.sleep(for: .milliseconds(50)) }
+    }
+    guard up else {
+        process.terminate()
+        throw NSError(domain: "ProcessTests", code: 1, userInfo: [NSLocalizedDescriptionKey: "otpd did not start on \(port)"])
+    }
+    return process
+}
+
 /// Runs blocking `work` on a new thread and awaits its result.
 func onOwnThread<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
     await withCheckedContinuation { continuation in
@@ -172,18 +191,8 @@ struct ProcessTests {
         let config = try writeTemporaryConfig(
             try shippedConfigText().replacingOccurrences(
                 of: "max_body_bytes: 65536", with: "max_body_bytes: 65536\n  idle_timeout_seconds: 1\n  max_connections: 3"))
-        let process = try ChildProcess(
-            try otpdBinary().path, ["serve", "--config", config],
-            environment: ProcessInfo.processInfo.environment.merging([
-                "OTPD_PORT": String(port), "OTPD_REDIS_URL": redisServer.url, "OTPD_LOG_LEVEL": "error",
-            ]) { $1 })
+        let process = try await serveOTPD(config: config, port: port, redisURL: redisServer.url)
         defer { process.terminate() }
-        var up = false
-        for _ in 0..<100 where !up {
-            up = await httpGet(port: port, path: "/healthz")?.status == 200
-            if !up { try await Task.sleep(for: .milliseconds(50)) }
-        }
-        try #require(up, "otpd did not start")
         try await Task.sleep(for: .milliseconds(200))
         let held = (0..<3).compactMap { _ in connectLoopback(port: port) }
         defer { held.forEach { close($0) } }
@@ -200,21 +209,10 @@ struct ProcessTests {
     @Test func sigtermFinishesInFlightRequestsAndExitsZero() async throws {
         let redisServer = try RedisServerProcess()
         let port = freePort()
-        let process = try ChildProcess(
-            try otpdBinary().path,
-            ["serve", "--config", repositoryRoot.appendingPathComponent("config/otpd.yaml").path],
-            environment: ProcessInfo.processInfo.environment.merging([
-                "OTPD_PORT": String(port), "OTPD_REDIS_URL": redisServer.url, "OTPD_REDIS_TIMEOUT_MS": "5000",
-                "OTPD_LOG_LEVEL": "error",
-            ]) { $1 })
+        let process = try await serveOTPD(
+            config: repositoryRoot.appendingPathComponent("config/otpd.yaml").path, port: port, redisURL: redisServer.url,
+            environment: ["OTPD_REDIS_TIMEOUT_MS": "5000"])
         defer { process.terminate() }
-
-        var up = false
-        for _ in 0..<100 where !up {
-            up = await httpGet(port: port, path: "/healthz")?.status == 200
-            if !up { try await Task.sleep(for: .milliseconds(50)) }
-        }
-        try #require(up, "otpd did not start")
         #expect(await httpGet(port: port, path: "/readyz")?.status == 200)
 
         // Pause Redis so /readyz requests stay in flight for ~1.5 s.
