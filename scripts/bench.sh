@@ -72,7 +72,9 @@ apps:
     name: Bench
     channels: [sms, call]
     otp: {length: 6, ttl_seconds: 3600, max_attempts: 5, resend_cooldown_seconds: 0}
-    limits: {sends_per_identifier_per_hour: 1000000, sends_per_ip_per_hour: 1000000000, failed_attempts_per_identifier_per_hour: 1000000000}
+    limits: {sends_per_identifier_per_hour: 1000000, sends_per_ip_per_hour: 1000000000, failed_attempts_per_identifier_per_hour: 1000000000,
+             failed_attempts_per_ip_per_hour: 1000000000, max_consecutive_failures: 1000000000,
+             refreshes_per_session_per_hour: 1000000000, sms_and_calls_per_app_per_hour: 1000000000}
     tokens: {keys: [{kid: k1, secret: "insecure-bench-jwt-secret-0123456789abcdef"}]}
     templates:
       en: {sms: "{code}", email_subject: "{app_name}", email_text: "{code}", call: "{code}", telegram: "{code}"}

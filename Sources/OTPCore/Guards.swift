@@ -52,38 +52,24 @@ extension OTPEngine {
         ]
     }
 
-    /// Takes every counter (side by side: each is a script of its own); when one refuses, gives
-    /// back the others and throws its refusal, so a refused request changes nothing.
+    /// Takes every counter, in order; when one refuses, gives back those already taken and
+    /// throws its refusal, so a refused request changes nothing.
     func reserve(_ reservations: [Reservation], app: AppPolicy) async throws(OTPError) -> [Reservation] {
-        let outcomes = await withTaskGroup(of: (Int, Result<OTPStore.CounterOutcome, OTPError>).self) { group in
-            for (index, reservation) in reservations.enumerated() {
-                group.addTask { () async -> (Int, Result<OTPStore.CounterOutcome, OTPError>) in
-                    do throws(OTPError) {
-                        return (index, .success(try await self.store.take(reservation.counter, limit: reservation.limit)))
-                    } catch {
-                        return (index, .failure(error))
-                    }
-                }
-            }
-            var outcomes = [Result<OTPStore.CounterOutcome, OTPError>?](repeating: nil, count: reservations.count)
-            for await (index, outcome) in group { outcomes[index] = outcome }
-            return outcomes
-        }
         var taken: [Reservation] = []
-        var refusal: OTPError?
-        for (reservation, outcome) in zip(reservations, outcomes) {
-            switch outcome {
-            case .success(.taken): taken.append(reservation)
-            case .success(.overLimit(let seconds)):
-                if let event = reservation.event { record(event, app: app, userID: nil, clientIP: reservation.clientIP) }
-                refusal = refusal ?? reservation.refusal(retryAfter: seconds)
-            case .failure(let error): refusal = refusal ?? error
-            case nil: refusal = refusal ?? .storageFailed(StorageFailure(.failed, "a counter gave no answer"))
+        for reservation in reservations {
+            let outcome: OTPStore.CounterOutcome
+            do {
+                outcome = try await store.take(reservation.counter, limit: reservation.limit)
+            } catch {
+                await release(taken)
+                throw error
             }
-        }
-        if let refusal {
-            await release(taken)
-            throw refusal
+            if case .overLimit(let seconds) = outcome {
+                if let event = reservation.event { record(event, app: app, userID: nil, clientIP: reservation.clientIP) }
+                await release(taken)
+                throw reservation.refusal(retryAfter: seconds)
+            }
+            taken.append(reservation)
         }
         return taken
     }

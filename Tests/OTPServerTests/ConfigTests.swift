@@ -89,6 +89,14 @@ struct ConfigTests {
         #expect(configError(minimalYAML.replacingOccurrences(of: "channels: [email]", with: "channels: [email]\n    otp: {ttl_second: 5}"))?.hasPrefix("apps[0].otp.ttl_second: unknown key") == true)
         #expect(configError(minimalYAML + "\nredis: {url: \"http://nope\"}")?.hasPrefix("redis.url:") == true)
         #expect(configError(minimalYAML + "\nredis: {url: \"redis://host:99999\"}")?.hasPrefix("redis.url:") == true)
+        // Cluster mode: seeds required, each host:port; the URL carries only credentials.
+        let cluster = try ConfigLoader.parse(
+            minimalYAML + "\nredis: {mode: cluster, nodes: [\"127.0.0.1:7000\", \"[::1]:7001\"], url: \"redis://:pw@ignored:1/0\"}",
+            environment: [:]).0
+        #expect(cluster.redis.mode == .cluster && cluster.redis.nodes == ["127.0.0.1:7000", "[::1]:7001"])
+        #expect(configError(minimalYAML + "\nredis: {mode: cluster}")?.hasPrefix("redis.nodes:") == true)
+        #expect(configError(minimalYAML + "\nredis: {mode: cluster, nodes: [\"127.0.0.1\"]}")?.hasPrefix("redis.nodes[0]:") == true)
+        #expect(configError(minimalYAML + "\nredis: {mode: cluster, nodes: [\"h:1\"], url: \"redis://h:1/3\"}")?.hasPrefix("redis.url:") == true)
         #expect(configError(minimalYAML + "\nserver: {port: \"eighty\"}")?.hasPrefix("server.port: expected an integer") == true)
         #expect(configError(minimalYAML + "\nserver: {port: 0}")?.hasPrefix("server.port:") == true)
         #expect(configError(minimalYAML + "\nserver: {trusted_proxies: [\"10.0.0.0/33\"]}")?.hasPrefix("server.trusted_proxies[0]:") == true)
