@@ -84,7 +84,7 @@ struct ConfigTests {
         #expect(try ConfigLoader.parse(withDefault, environment: [:]).0.server.port == 7070)
     }
 
-    @Test func errorsNameTheKey() {
+    @Test func errorsNameTheKey() throws {
         #expect(configError(minimalYAML + "\nsurprise: 1")?.hasPrefix("surprise: unknown key") == true)
         #expect(configError(minimalYAML.replacingOccurrences(of: "channels: [email]", with: "channels: [email]\n    otp: {ttl_second: 5}"))?.hasPrefix("apps[0].otp.ttl_second: unknown key") == true)
         #expect(configError(minimalYAML + "\nredis: {url: \"http://nope\"}")?.hasPrefix("redis.url:") == true)
