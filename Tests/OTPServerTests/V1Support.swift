@@ -11,22 +11,33 @@ import Testing
 
 @testable import OTPServer
 
+/// The app key every test configuration signs with.
+let testJWTKey = #"{kid: k1, secret: "test-secret-0123456789abcdef0123456789abcdef"}"#
+
+/// Everything but `apps` of a development test configuration: the shared test Redis (standalone
+/// or cluster as this run says, when `redisURL` is nil), the log gateway on every channel.
+func testYAMLHeader(redisURL: String?, prefix: String, trustedProxies: String) -> String {
+    """
+    mode: development
+    server: {trusted_proxies: ["\(trustedProxies)"]}
+    redis: \(TestRedis.configurationYAML(url: redisURL, keyPrefix: prefix, timeoutMilliseconds: 5000))
+    security: {pepper: "test-pepper-0123456789abcdef"}
+    delivery:
+      sms: {provider: log}
+      call: {provider: log}
+      email: {provider: log}
+      telegram: {provider: log}
+
+    """
+}
+
 /// A development configuration with apps shaped for the tests. `t` is roomy (no cooldown,
 /// high limits); the others each exercise one policy. `redisURL` nil: the shared test Redis,
 /// standalone or cluster as this run says (`TestRedis.isCluster`).
 func v1YAML(redisURL: String?, prefix: String) -> String {
-    let key = #"{kid: k1, secret: "test-secret-0123456789abcdef0123456789abcdef"}"#
+    let key = testJWTKey
     let key2 = #"{kid: k2, secret: "test-secret-second-0123456789abcdef01234567"}"#
-    return """
-        mode: development
-        server: {trusted_proxies: ["10.9.0.0/16"]}
-        redis: \(TestRedis.configurationYAML(url: redisURL, keyPrefix: prefix, timeoutMilliseconds: 5000))
-        security: {pepper: "test-pepper-0123456789abcdef"}
-        delivery:
-          sms: {provider: log}
-          call: {provider: log}
-          email: {provider: log}
-          telegram: {provider: log}
+    return testYAMLHeader(redisURL: redisURL, prefix: prefix, trustedProxies: "10.9.0.0/16") + """
         apps:
           - id: t
             name: Test App

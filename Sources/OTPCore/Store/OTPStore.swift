@@ -280,12 +280,7 @@ struct OTPStore: Sendable {
     /// The user record, or nil when there is none.
     func user(app: String, userID: String) async throws(OTPError) -> User? {
         let command = ["HMGET", RedisArgument(keys.user(app, userID))] + Scripts.userFields.map { RedisArgument($0) }
-        let reply: RESPValue
-        do {
-            reply = try await redis.send(command)
-        } catch {
-            throw OTPError.storageFailed(StorageFailure(error))
-        }
+        let reply = try await storage { try await redis.send(command) }
         guard let fields = reply.array, fields.first?.isNull == false else { return nil }
         return try User(fields[...])
     }
@@ -294,34 +289,35 @@ struct OTPStore: Sendable {
 
     /// Whether Redis answers a PING within its timeout.
     func ping() async throws(OTPError) {
-        do {
-            _ = try await redis.send("PING")
-        } catch {
-            throw OTPError.storageFailed(StorageFailure(error))
-        }
+        _ = try await storage { try await redis.send("PING") }
     }
 
     /// Loads every script ahead of the first request (EVALSHA falls back to loading anyway).
     func loadScripts() async throws(OTPError) {
-        do {
-            try await redis.load(Scripts.all)
-        } catch {
-            throw OTPError.storageFailed(StorageFailure(error))
-        }
+        try await storage { try await redis.load(Scripts.all) }
     }
 
-    // MARK: running scripts
+    // MARK: running commands
 
     /// Runs a script with the clock as its `ARGV[1]`.
     private func run(
         _ script: RedisScript, _ name: String, keys: [String], arguments: [RedisArgument]
     ) async throws(OTPError) -> ScriptReply {
         let now: RedisArgument = clock.map { RedisArgument(Int($0())) } ?? ""
+        let value = try await storage {
+            try await redis.evalScript(script, keys: keys.map { RedisArgument($0) }, arguments: [now] + arguments)
+        }
+        return ScriptReply(script: name, value: value)
+    }
+
+    /// The one place a `RedisError` becomes the engine's `storageFailed`.
+    private func storage<T: Sendable>(_ body: () async throws -> T) async throws(OTPError) -> T {
         do {
-            let value = try await redis.evalScript(script, keys: keys.map { RedisArgument($0) }, arguments: [now] + arguments)
-            return ScriptReply(script: name, value: value)
-        } catch {
+            return try await body()
+        } catch let error as RedisError {
             throw OTPError.storageFailed(StorageFailure(error))
+        } catch {
+            throw OTPError.storageFailed(StorageFailure(.failed, "\(error)"))
         }
     }
 }
