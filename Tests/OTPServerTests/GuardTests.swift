@@ -7,19 +7,9 @@ import Testing
 @testable import OTPServer
 
 /// Apps shaped for the abuse guards: each exercises one.
-func guardYAML(redisURL: String, prefix: String, extraDelivery: String = "") -> String {
-    let key = #"{kid: k1, secret: "test-secret-0123456789abcdef0123456789abcdef"}"#
-    return """
-        mode: development
-        server: {trusted_proxies: ["127.0.0.1/32"]}
-        redis: {url: "\(redisURL)", key_prefix: "\(prefix)", timeout_ms: 5000}
-        security: {pepper: "test-pepper-0123456789abcdef"}
-        delivery:
-          sms: {provider: log}
-          call: {provider: log}
-          email: {provider: log}
-          telegram: {provider: log}
-        \(extraDelivery)
+func guardYAML(prefix: String) -> String {
+    let key = testJWTKey
+    return testYAMLHeader(redisURL: nil, prefix: prefix, trustedProxies: "127.0.0.1/32") + """
         apps:
           - id: ipguess
             channels: [email]
@@ -35,6 +25,15 @@ func guardYAML(redisURL: String, prefix: String, extraDelivery: String = "") -> 
             channels: [email]
             otp: {resend_cooldown_seconds: 0}
             limits: {refreshes_per_session_per_hour: 3}
+            tokens: {reuse_interval_seconds: 10, keys: [\(key)]}
+          - id: reuse
+            channels: [email]
+            otp: {resend_cooldown_seconds: 0}
+            tokens: {reuse_interval_seconds: 10, keys: [\(key)]}
+          - id: retries
+            channels: [email]
+            otp: {resend_cooldown_seconds: 0}
+            limits: {refreshes_per_session_per_hour: 2}
             tokens: {reuse_interval_seconds: 10, keys: [\(key)]}
           - id: session
             channels: [email]
@@ -65,7 +64,7 @@ struct GuardTests {
     static func from(_ ip: String) -> [String: String] { ["X-Forwarded-For": ip] }
     static func randomIP() -> String { "203.0.113.\(Int.random(in: 1...250))" }
 
-    func harness() throws -> V1Harness { try V1Harness { guardYAML(redisURL: $0, prefix: $1) } }
+    func harness() throws -> V1Harness { try V1Harness { guardYAML(prefix: $1) } }
 
     /// Sends a code to `email` on `app` from `ip`; its otp_id and code.
     func codeFor(_ harness: V1Harness, _ http: HTTP, app: String, _ email: String, ip: String) async throws -> (String, String) {
@@ -148,7 +147,7 @@ struct GuardTests {
             let send = try await http.post("/v1/apps/lockout/login/otp", ["identifier": email], headers: Self.from(ip))
             #expect(send.status == 429 && send.code == "identifier_locked" && send.header("Retry-After") != nil)
             // The user is neither deleted nor blocked: an operator lifts the lock early.
-            let engine = OTPEngine(configuration: harness.configuration, redis: .init(configuration: try .init(url: harness.redisURL)), providers: [:], logger: quietLogger)
+            let engine = OTPEngine(configuration: harness.configuration, redis: try TestRedis.client(), providers: [:], logger: quietLogger)
             #expect(try await engine.unlock(appID: "lockout", identifier: email))
             #expect(try await http.post("/v1/apps/lockout/otp/activate", ["otp_id": otpID, "otp": code]).status == 200)
             let metrics = try await http.get("/metrics").body
@@ -159,26 +158,39 @@ struct GuardTests {
     @Test func aRetriedRefreshGetsTheSameTokenAndReuseStillRevokes() async throws {
         let harness = try harness()
         try await harness.run { http in
-            let result = try await harness.signIn(http, app: "refresh", identifier: Self.email())
+            let result = try await harness.signIn(http, app: "reuse", identifier: Self.email())
             let first = try #require(result["refresh_token"] as? String)
             // Two clients refresh the same token at once: both get the same new token.
             let replies = try await concurrently(2) { _ in
-                try await http.post("/v1/apps/refresh/tokens/refresh", ["refresh_token": first]).status
+                try await http.post("/v1/apps/reuse/tokens/refresh", ["refresh_token": first]).status
             }
             #expect(replies == [200, 200])
-            let retry = try await http.post("/v1/apps/refresh/tokens/refresh", ["refresh_token": first])
+            let retry = try await http.post("/v1/apps/reuse/tokens/refresh", ["refresh_token": first])
             #expect(retry.status == 200 && retry.header("Cache-Control") == "no-store")
             let second = try #require((retry.json["auth_result"] as? [String: Any])?["refresh_token"] as? String)
             #expect(second != first)
             // Once the child is used, the parent is a stolen token: the session dies.
-            let third = try await http.post("/v1/apps/refresh/tokens/refresh", ["refresh_token": second])
+            let third = try await http.post("/v1/apps/reuse/tokens/refresh", ["refresh_token": second])
             #expect(third.status == 200)
-            let replay = try await http.post("/v1/apps/refresh/tokens/refresh", ["refresh_token": first])
+            let replay = try await http.post("/v1/apps/reuse/tokens/refresh", ["refresh_token": first])
             #expect(replay.status == 401 && replay.code == "refresh_token_reused")
             let thirdToken = try #require((third.json["auth_result"] as? [String: Any])?["refresh_token"] as? String)
-            #expect(try await http.post("/v1/apps/refresh/tokens/refresh", ["refresh_token": thirdToken]).status == 401)
+            #expect(try await http.post("/v1/apps/reuse/tokens/refresh", ["refresh_token": thirdToken]).status == 401)
             let metrics = try await http.get("/metrics").body
-            #expect(metrics.contains(#"otpd_security_events_total{app="refresh",event="refresh_token_reused"} 1"#))
+            #expect(metrics.contains(#"otpd_security_events_total{app="reuse",event="refresh_token_reused"} 1"#))
+        }
+    }
+
+    /// Retries within the reuse interval mint access tokens too: they count against the
+    /// session's hourly refreshes, or a loop of retries would mint tokens without bound.
+    @Test func retriedRefreshesCountAgainstTheSessionsHourlyRefreshes() async throws {
+        let harness = try harness()
+        try await harness.run { http in
+            let first = try #require(try await harness.signIn(http, app: "retries", identifier: Self.email())["refresh_token"] as? String)
+            #expect(try await http.post("/v1/apps/retries/tokens/refresh", ["refresh_token": first]).status == 200)
+            #expect(try await http.post("/v1/apps/retries/tokens/refresh", ["refresh_token": first]).status == 200)
+            let third = try await http.post("/v1/apps/retries/tokens/refresh", ["refresh_token": first])
+            #expect(third.status == 429 && third.code == "rate_limited" && third.header("Retry-After") != nil)
         }
     }
 
@@ -268,7 +280,7 @@ struct GuardTests {
         try await FakeGateway.run { gateway in
             gateway.set(.answerAfter(milliseconds: 400))
             let harness = try V1Harness { url, prefix in
-                guardYAML(redisURL: url, prefix: prefix)
+                guardYAML(prefix: prefix)
                     .replacingOccurrences(of: "  email: {provider: log}\n", with: "  email: {provider: webhook, url: \"\(gateway.url)\", secret: \"hook-secret-0123456789abcdef\"}\n")
             }
             try await harness.run { http in

@@ -239,8 +239,8 @@ public enum Scripts {
     /// retry of the same refresh names the same child. Presenting a rotated token again within
     /// the reuse interval while its child is unused answers that child again (a retried or
     /// concurrent refresh); any other reuse revokes the family. A session ends
-    /// `session max` after its sign-in however often it rotates, and rotates at most
-    /// `refreshes per hour` times an hour.
+    /// `session max` after its sign-in however often it rotates, and answers at most
+    /// `refreshes per hour` times an hour (retries included: each mints an access token).
     ///
     /// KEYS: 1 presented token, 2 child token, 3 user
     /// ARGV: 1 clock, 2 family key prefix, 3 refresh ttl s, 4 session max s, 5 reuse interval ms,
@@ -259,15 +259,20 @@ public enum Scripts {
               redis.call('DEL', family)
               return {'invalid'}
             end
+            -- every answer that mints an access token, a retry's too, counts against the hour
+            local sc, sp, e = window({w = session[3], sc = session[4], sp = session[5]}, now, 'sc', 'sp')
+            local function count() redis.call('HSET', family, 'w', math.floor(now / H), 'sc', sc + 1, 'sp', sp) end
             if token[2] ~= 'a' then
               local child = redis.call('HMGET', KEYS[2], 'f', 's')
               if now - tonumber(token[3] or '0') < tonumber(ARGV[5]) and child[1] == token[1] and child[2] == 'a' then
+                local wait = wait_ms(sc, sp, tonumber(ARGV[6]), e)
+                if wait > 0 then return {'rate', seconds(wait)} end
+                count()
                 return user_reply(KEYS[3], math.max(1, math.floor(redis.call('PTTL', KEYS[2]) / 1000)))
               end
               redis.call('DEL', family)
               return {'reused'}
             end
-            local sc, sp, e = window({w = session[3], sc = session[4], sp = session[5]}, now, 'sc', 'sp')
             local wait = wait_ms(sc, sp, tonumber(ARGV[6]), e)
             if wait > 0 then return {'rate', seconds(wait)} end
             local ttl = math.min(tonumber(ARGV[3]), math.floor((ends - now) / 1000))
@@ -278,7 +283,7 @@ public enum Scripts {
             redis.call('HSET', KEYS[1], 's', 'r', 't', now)
             redis.call('HSET', KEYS[2], 'f', token[1], 's', 'a')
             redis.call('EXPIRE', KEYS[2], ttl)
-            redis.call('HSET', family, 'w', math.floor(now / H), 'sc', sc + 1, 'sp', sp)
+            count()
             redis.call('EXPIRE', family, ttl)
             return user_reply(KEYS[3], ttl)
             """)
