@@ -11,15 +11,26 @@ public struct OutboundMessage: Sendable, Hashable {
     /// Email only.
     public var subject: String?
     public var text: String
-    /// What the message is about (the otp_id), for correlating logs; never sent to the recipient.
+    /// What the message is about (the otp_id), for correlating logs; never sent to the recipient
+    /// (the Telegram Gateway echoes it back in its delivery reports, as `payload`).
     public var reference: String?
+    /// The code itself, for a gateway that writes its own message around it (the Telegram
+    /// Gateway); the other gateways send `text`.
+    public var code: String?
+    /// How long the code stays valid, in seconds (the Telegram Gateway shows it).
+    public var ttlSeconds: Int?
 
-    public init(channel: DeliveryChannel, to: String, subject: String? = nil, text: String, reference: String? = nil) {
+    public init(
+        channel: DeliveryChannel, to: String, subject: String? = nil, text: String, reference: String? = nil,
+        code: String? = nil, ttlSeconds: Int? = nil
+    ) {
         self.channel = channel
         self.to = to
         self.subject = subject
         self.text = text
         self.reference = reference
+        self.code = code
+        self.ttlSeconds = ttlSeconds
     }
 }
 
@@ -27,10 +38,14 @@ public struct OutboundMessage: Sendable, Hashable {
 public struct DeliveryError: Error, Sendable, CustomStringConvertible {
     public var provider: String
     public var reason: String
+    /// The gateway answered that it cannot reach this recipient (the Telegram Gateway: the
+    /// number is not on Telegram): nothing went out, and another channel may carry the code.
+    public var recipientRefused: Bool
 
-    public init(provider: String, reason: String) {
+    public init(provider: String, reason: String, recipientRefused: Bool = false) {
         self.provider = provider
         self.reason = reason
+        self.recipientRefused = recipientRefused
     }
 
     public var description: String { "\(provider): \(reason)" }

@@ -17,7 +17,10 @@ public struct GatewayPolicy: Sendable, Hashable {
     /// of the request (refused, unreachable), or the gateway answered 429 or 5xx. A timeout
     /// after the request left, or a 4xx, is final — retrying those could reach the user twice.
     /// Backoff between attempts: 100 ms, doubling, at most 1 s.
-    func send(provider: String, _ request: CurlRequest, accept: (CurlResponse) -> Bool = { (200..<300).contains($0.status) }) async throws(DeliveryError) {
+    @discardableResult
+    func send(
+        provider: String, _ request: CurlRequest, accept: (CurlResponse) -> Bool = { (200..<300).contains($0.status) }
+    ) async throws(DeliveryError) -> CurlResponse {
         var lastError = DeliveryError(provider: provider, reason: "not attempted")
         for attempt in 0...retries {
             if attempt > 0 {
@@ -25,7 +28,7 @@ public struct GatewayPolicy: Sendable, Hashable {
             }
             do {
                 let response = try await CurlTransport.shared.perform(request)
-                if accept(response) { return }
+                if accept(response) { return response }
                 let reason = "gateway answered \(response.status)"
                 lastError = DeliveryError(provider: provider, reason: reason)
                 guard response.status == 429 || response.status >= 500 else { throw lastError }
