@@ -90,6 +90,7 @@ let package = Package(
         .executableTarget(
             name: "otpd",
             dependencies: [
+                "Delivery",
                 "OTPServer",
                 "OTPCore",
                 "RedisClient",

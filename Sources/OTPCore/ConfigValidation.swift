@@ -21,6 +21,7 @@ extension Configuration {
         for channel in DeliveryChannel.allCases {
             if let gateway = delivery.gateway(for: channel) { try check.gateway(gateway, for: channel) }
         }
+        if let telegramGateway = delivery.telegramGateway { try check.telegramGateway(telegramGateway) }
         var ids = Set<String>()
         for (i, app) in apps.enumerated() {
             try check.app(app, key: "apps[\(i)]", delivery: delivery, ids: &ids)
@@ -91,12 +92,7 @@ struct ConfigurationCheck {
         let key = "delivery.\(channel.rawValue)"
         let production = mode == .production
         func webURL(_ value: String, _ field: String) throws(ConfigurationError) {
-            try require(
-                value.hasPrefix("http://") || value.hasPrefix("https://"), "\(key).\(field)",
-                "'\(value)' must be an http:// or https:// URL")
-            try require(
-                !production || value.hasPrefix("https://"), "\(key).\(field)",
-                "'\(value)' is plain http; production mode requires https://")
+            try self.webURL(value, "\(key).\(field)")
         }
         /// In production, a secret must have its provider's shape (a placeholder would not).
         func shaped(_ value: String, _ field: String, _ valid: Bool, _ shape: String) throws(ConfigurationError) {
@@ -129,7 +125,16 @@ struct ConfigurationCheck {
             try webURL(telegram.apiBaseURL, "api_base_url")
             try placeholder(telegram.botToken, "\(key).bot_token")
             try shaped(telegram.botToken, "bot_token", Self.isBotToken(telegram.botToken), "a BotFather token ('123456:' and 35 characters)")
-            if let webhookSecret = telegram.webhookSecret { try placeholder(webhookSecret, "\(key).webhook_secret") }
+            if let webhookSecret = telegram.webhookSecret {
+                try require(
+                    TelegramBotAPI.isValidSecretToken(webhookSecret), "\(key).webhook_secret",
+                    "must be 1-256 characters of A-Z, a-z, 0-9, _ and - (Telegram's rule for secret tokens)")
+                try placeholder(webhookSecret, "\(key).webhook_secret")
+            } else {
+                try require(
+                    !production, "\(key).webhook_secret",
+                    "is required in production: without it anyone could post updates to /telegram/webhook")
+            }
             if let codeLifetime = telegram.codeLifetime {
                 try require((1...86400).contains(codeLifetime), "\(key).code_lifetime", "must be 1-86400")
             }
@@ -143,6 +148,23 @@ struct ConfigurationCheck {
                 "the log provider writes codes to the log; refused unless mode is development")
             warnings.append("\(key) uses the log provider: codes are written to the log")
         }
+    }
+
+    /// An http(s) URL; https only in production.
+    func webURL(_ value: String, _ key: String) throws(ConfigurationError) {
+        try require(
+            value.hasPrefix("http://") || value.hasPrefix("https://"), key, "'\(value)' must be an http:// or https:// URL")
+        try require(
+            mode != .production || value.hasPrefix("https://"), key, "'\(value)' is plain http; production mode requires https://")
+    }
+
+    mutating func telegramGateway(_ gateway: Configuration.TelegramGateway) throws(ConfigurationError) {
+        let key = "delivery.telegram_gateway"
+        try webURL(gateway.baseURL, "\(key).base_url")
+        try placeholder(gateway.token, "\(key).token")
+        if !gateway.callbackURL.isEmpty { try webURL(gateway.callbackURL, "\(key).callback_url") }
+        try require(
+            gateway.senderUsername.count <= 64, "\(key).sender_username", "must be at most 64 characters")
     }
 
     static func isHex(_ text: Substring, count: Int) -> Bool {
@@ -184,8 +206,23 @@ struct ConfigurationCheck {
         try require(!app.channels.isEmpty, "\(key).channels", "must name at least one channel")
         for channel in app.channels {
             try require(
-                delivery.gateway(for: channel) != nil, "\(key).channels",
-                "channel \(channel.rawValue) has no gateway under delivery.\(channel.rawValue)")
+                delivery.gateway(for: channel) != nil || (channel == .telegram && delivery.telegramGateway != nil),
+                "\(key).channels", "channel \(channel.rawValue) has no gateway under delivery.\(channel.rawValue)")
+        }
+        // The Telegram Gateway takes numeric codes of 4-8 digits only.
+        if app.channels.contains(.telegram), delivery.telegramGateway != nil {
+            try require(
+                app.otp.alphabet == .digits && (4...8).contains(app.otp.length), "\(key).otp",
+                "the telegram channel goes through the Telegram Gateway, which takes codes of 4-8 digits only")
+        }
+        for (from, to) in app.fallback {
+            try require(
+                from == .telegram && to == .sms, "\(key).fallback",
+                "only {telegram: sms} is supported (when the Telegram Gateway refuses a number, the code goes by SMS)")
+            try require(
+                delivery.telegramGateway != nil, "\(key).fallback.telegram", "needs delivery.telegram_gateway")
+            try require(delivery.sms != nil, "\(key).fallback.telegram", "needs a gateway under delivery.sms")
+            try require(app.channels.contains(.telegram), "\(key).fallback.telegram", "the app does not enable telegram")
         }
         try require((4...12).contains(app.otp.length), "\(key).otp.length", "must be 4-12")
         try require(app.otp.ttlSeconds > 0, "\(key).otp.ttl_seconds", "must be positive")

@@ -135,11 +135,14 @@ public struct Configuration: Sendable, Decodable {
         public var call: Gateway?
         public var email: Gateway?
         public var telegram: Gateway?
+        /// Telegram's Gateway API: the telegram channel to phone numbers with no linked chat.
+        public var telegramGateway: TelegramGateway?
         public var timeoutMilliseconds = 5000
         public var retries = 2
 
         enum CodingKeys: String, CodingKey, CaseIterable {
             case sms, call, email, telegram, retries
+            case telegramGateway = "telegram_gateway"
             case timeoutMilliseconds = "timeout_ms"
         }
 
@@ -152,6 +155,7 @@ public struct Configuration: Sendable, Decodable {
             call = try c.decodeIfPresent(Gateway.self, forKey: .call)
             email = try c.decodeIfPresent(Gateway.self, forKey: .email)
             telegram = try c.decodeIfPresent(Gateway.self, forKey: .telegram)
+            telegramGateway = try c.decodeIfPresent(TelegramGateway.self, forKey: .telegramGateway)
             timeoutMilliseconds = try c.value(.timeoutMilliseconds, default: timeoutMilliseconds)
             retries = try c.value(.retries, default: retries)
         }
@@ -163,6 +167,34 @@ public struct Configuration: Sendable, Decodable {
             case .email: return email
             case .telegram: return telegram
             }
+        }
+    }
+
+    /// `delivery.telegram_gateway`: codes to phone numbers through Telegram's Gateway API.
+    public struct TelegramGateway: Sendable, Decodable {
+        public static let defaultBaseURL = "https://gatewayapi.telegram.org"
+        public var baseURL: String
+        /// The Gateway API token (Bearer); also the key of its delivery reports' signatures.
+        public var token: String
+        /// Where Telegram posts delivery reports (`…/telegram/gateway/callback`); empty: none.
+        public var callbackURL: String
+        /// A verified channel to send from; empty: Telegram's own.
+        public var senderUsername: String
+
+        enum CodingKeys: String, CodingKey, CaseIterable {
+            case token
+            case baseURL = "base_url"
+            case callbackURL = "callback_url"
+            case senderUsername = "sender_username"
+        }
+
+        public init(from decoder: any Decoder) throws {
+            try decoder.rejectUnknownKeys(CodingKeys.self)
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            baseURL = try c.value(.baseURL, default: Self.defaultBaseURL)
+            token = try c.nonEmptyString(.token)
+            callbackURL = try c.value(.callbackURL, default: "")
+            senderUsername = try c.value(.senderUsername, default: "")
         }
     }
 
@@ -272,9 +304,11 @@ public struct Configuration: Sendable, Decodable {
             public static let defaultAPIBaseURL = "https://api.telegram.org"
             public var apiBaseURL: String
             public var botToken: String
-            /// For the bot's webhook (`POST /telegram/webhook`): accepted, not yet used.
+            /// Telegram sends it in `X-Telegram-Bot-Api-Secret-Token` with every update to
+            /// `POST /telegram/webhook` (`otpd telegram set-webhook` registers it); required in
+            /// production.
             public var webhookSecret: String?
-            /// Seconds a code sent by the bot stays valid: accepted, not yet used.
+            /// Seconds a code the bot hands out stays valid (default 300).
             public var codeLifetime: Int?
 
             enum CodingKeys: String, CodingKey, CaseIterable {
@@ -328,9 +362,11 @@ public struct Configuration: Sendable, Decodable {
         public var tokens: Tokens
         public var password: Password
         public var templates: [String: Templates]
+        /// `{telegram: sms}`: when the Telegram Gateway refuses a number, the same code goes by SMS.
+        public var fallback: [DeliveryChannel: DeliveryChannel]
 
         enum CodingKeys: String, CodingKey, CaseIterable {
-            case id, name, channels, registration, otp, limits, tokens, password, templates
+            case id, name, channels, registration, otp, limits, tokens, password, templates, fallback
             case redirectURL = "redirect_url"
             case concealUnknownUsers = "conceal_unknown_users"
             case defaultLanguage = "default_language"
@@ -351,6 +387,15 @@ public struct Configuration: Sendable, Decodable {
             tokens = try c.decode(Tokens.self, forKey: .tokens)
             password = try c.value(.password, default: Password())
             templates = try c.value(.templates, default: ["en": Templates()])
+            let fallbacks = try c.value(.fallback, default: [String: DeliveryChannel]())
+            fallback = [:]
+            for (from, to) in fallbacks {
+                guard let channel = DeliveryChannel(rawValue: from) else {
+                    throw DecodingError.dataCorruptedError(
+                        forKey: .fallback, in: c, debugDescription: "'\(from)' is not a channel (email, sms, call, telegram)")
+                }
+                fallback[channel] = to
+            }
         }
     }
 

@@ -12,6 +12,12 @@ public final class OTPEngine: Sendable {
     let store: OTPStore
     let pepper: [UInt8]
     let providers: [DeliveryChannel: any DeliveryProvider]
+    /// Telegram's Gateway API: the telegram channel to phone numbers with no linked chat.
+    let telegramGateway: (any DeliveryProvider)?
+    /// Seconds a code the Telegram bot hands out stays valid.
+    let botCodeLifetime: Int
+    /// Wrong checks a channel-API code survives.
+    let channelAPIMaxAttempts: Int
     let logger: Logger
     /// Told of every message handed to a gateway (for metrics): channel, provider, delivered, duration.
     let onDelivery: @Sendable (String, String, Bool, Duration) -> Void
@@ -39,6 +45,19 @@ public final class OTPEngine: Sendable {
         self.store = store
         self.pepper = Array(configuration.security.pepper.utf8)
         self.providers = providers
+        let policy = GatewayPolicy(
+            timeoutMilliseconds: configuration.delivery.timeoutMilliseconds, retries: configuration.delivery.retries)
+        self.telegramGateway = configuration.delivery.telegramGateway.map {
+            TelegramGatewayProvider(
+                baseURL: $0.baseURL, token: $0.token, callbackURL: $0.callbackURL, senderUsername: $0.senderUsername,
+                policy: policy)
+        }
+        if case .telegram(let bot) = configuration.delivery.telegram {
+            self.botCodeLifetime = bot.codeLifetime ?? 300
+        } else {
+            self.botCodeLifetime = 300
+        }
+        self.channelAPIMaxAttempts = configuration.surfaces.channelAPI?.maxAttempts ?? 5
         self.logger = logger
         self.onDelivery = onDelivery
         self.onSecurityEvent = onSecurityEvent
@@ -135,14 +154,15 @@ public final class OTPEngine: Sendable {
         }
         switch outcome {
         case .created(let otpID, let userCreated, let chat):
+            let carrier: DeliveryChannel
             do {
-                try await deliver(code: code, of: otp, to: chat ?? identifier.value, language: request.language, app: app)
+                carrier = try await deliver(code: code, of: otp, chat: chat, language: request.language, app: app)
             } catch {
                 await store.cancelSend(otp, userCreated: userCreated)
                 await release(taken)
                 throw error
             }
-            return SendResult(otpID: otpID, channel: channel, delivered: true)
+            return SendResult(otpID: otpID, channel: carrier, delivered: true)
         case .decoy(let otpID):
             record(.concealedLogin, app: app, userID: otp.userID, clientIP: request.clientIP)
             // As long as a real delivery on this channel takes, so timing tells nothing.
@@ -195,34 +215,74 @@ public final class OTPEngine: Sendable {
             identifier: identifier, firstName: request.firstName ?? "", lastName: request.lastName ?? "",
             ttlSeconds: app.config.otp.ttlSeconds, cooldownSeconds: app.config.otp.resendCooldownSeconds,
             sendsPerHour: app.config.limits.sendsPerIdentifierPerHour,
-            idempotencyKey: request.idempotencyKey.map { Digest.hex(Digest.sha256(Array($0.utf8)).prefix(16)) })
+            idempotencyKey: request.idempotencyKey.map { Digest.hex(Digest.sha256(Array($0.utf8)).prefix(16)) },
+            telegramGatewayAllowed: channel == .telegram && identifier.field == "phone" && telegramGateway != nil)
     }
 
-    /// Hands the code to the channel's gateway, or throws `deliveryFailed`.
+    /// Hands the code to its gateway and returns the channel that carried it, or throws.
+    ///
+    /// The telegram channel goes to the linked chat through the bot; with no chat (a phone
+    /// number) it goes through the Telegram Gateway, and when the Gateway refuses the number
+    /// and the app sets `fallback: {telegram: sms}`, the same code goes by SMS — under the
+    /// same rules as any SMS (allowed countries, the app's hourly SMS and calls).
     func deliver(
-        code: String, of otp: OTPStore.NewOTP, to recipient: String, language: String?, app: AppPolicy
-    ) async throws(OTPError) {
+        code: String, of otp: OTPStore.NewOTP, chat: String?, language: String?, app: AppPolicy
+    ) async throws(OTPError) -> DeliveryChannel {
         let (subject, text) = app.message(channel: otp.channel, language: language, code: code)
-        let provider = providers[otp.channel]
-        let start = ContinuousClock.now
-        do {
-            guard let provider else {
-                throw DeliveryError(provider: "none", reason: "no gateway for channel \(otp.channel.rawValue)")
+        let message = OutboundMessage(
+            channel: otp.channel, to: chat ?? otp.identifier.value, subject: subject, text: text, reference: otp.otpID,
+            code: code, ttlSeconds: otp.ttlSeconds)
+        guard otp.channel == .telegram, chat == nil, let telegramGateway else {
+            do {
+                try await hand(message, to: providers[otp.channel], app: app.id)
+            } catch {
+                throw .deliveryFailed
             }
-            try await provider.deliver(
-                OutboundMessage(channel: otp.channel, to: recipient, subject: subject, text: text, reference: otp.otpID))
-            let duration = ContinuousClock.now - start
-            deliveryTimings.record(duration, channel: otp.channel)
-            onDelivery(otp.channel.rawValue, provider.name, true, duration)
+            return otp.channel
+        }
+        do {
+            try await hand(message, to: telegramGateway, app: app.id)
+            return .telegram
+        } catch let refusal {
+            guard refusal.recipientRefused, app.config.fallback[.telegram] == .sms else { throw .deliveryFailed }
+        }
+        let sms = OutboundMessage(
+            channel: .sms, to: otp.identifier.value, text: app.message(channel: .sms, language: language, code: code).text,
+            reference: otp.otpID)
+        guard (try? resolveChannel(DeliveryChannel.sms.rawValue, identifier: otp.identifier, app: app, enabledOnly: false)) != nil
+        else { throw .deliveryFailed }
+        let calls = try await reserve(sendCounters(channel: .sms, app: app, clientIP: nil), app: app)
+        do {
+            try await hand(sms, to: providers[.sms], app: app.id)
         } catch {
-            onDelivery(otp.channel.rawValue, provider?.name ?? "none", false, ContinuousClock.now - start)
-            logger.warning(
-                "delivery failed", metadata: ["app": "\(app.id)", "channel": "\(otp.channel.rawValue)", "error": "\(error)"])
+            await release(calls)
             throw .deliveryFailed
+        }
+        return .sms
+    }
+
+    /// One message to one gateway, timed and counted; a failure is logged (never the text).
+    func hand(_ message: OutboundMessage, to provider: (any DeliveryProvider)?, app: String) async throws(DeliveryError) {
+        let start = ContinuousClock.now
+        do throws(DeliveryError) {
+            guard let provider else {
+                throw DeliveryError(provider: "none", reason: "no gateway for channel \(message.channel.rawValue)")
+            }
+            try await provider.deliver(message)
+            let duration = ContinuousClock.now - start
+            deliveryTimings.record(duration, channel: message.channel)
+            onDelivery(message.channel.rawValue, provider.name, true, duration)
+        } catch {
+            onDelivery(message.channel.rawValue, provider?.name ?? "none", false, ContinuousClock.now - start)
+            logger.warning(
+                "delivery failed", metadata: ["app": "\(app)", "channel": "\(message.channel.rawValue)", "error": "\(error)"])
+            throw error
         }
     }
 
-    func resolveChannel(_ requested: String?, identifier: Identifier, app: AppPolicy) throws(OTPError) -> DeliveryChannel {
+    func resolveChannel(
+        _ requested: String?, identifier: Identifier, app: AppPolicy, enabledOnly: Bool = true
+    ) throws(OTPError) -> DeliveryChannel {
         let channel: DeliveryChannel
         if let requested {
             guard let parsed = DeliveryChannel(rawValue: requested) else {
@@ -232,7 +292,7 @@ public final class OTPEngine: Sendable {
         } else {
             channel = identifier.defaultChannel
         }
-        guard app.config.channels.contains(channel) else {
+        guard !enabledOnly || app.config.channels.contains(channel) else {
             throw .channelNotSupported("app '\(app.id)' does not enable the \(channel.rawValue) channel")
         }
         guard identifier.canUse(channel) else {

@@ -35,6 +35,8 @@ public enum OTPError: Error, Sendable, Hashable {
     case invalidRefreshToken
     case refreshTokenReused
     case invalidAccessToken(String)
+    /// No live Telegram bot code has this value (unknown, expired or already used).
+    case botCodeNotFound
     /// The store (Redis) could not be asked, or failed.
     case storageFailed(StorageFailure)
 }

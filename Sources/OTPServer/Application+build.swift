@@ -23,7 +23,9 @@ public func buildApplication(
         providers: configuration.deliveryProviders(logger: deliveryLogger), logger: logger,
         onDelivery: metrics.recordDelivery,
         onSecurityEvent: { metrics.recordSecurityEvent(app: $0.app, event: $0.kind.rawValue) })
-    let router = buildRouter(configuration: configuration, redis: redis, engine: engine, metrics: metrics)
+    let replies = TelegramReplies(engine: engine, metrics: metrics)
+    let router = buildRouter(
+        configuration: configuration, redis: redis, engine: engine, metrics: metrics, replies: replies, logger: logger)
     extraRoutes(router)
     var app = Application(
         router: router,
@@ -33,7 +35,8 @@ public func buildApplication(
             serverName: "otpd",
             availableConnectionsDelegate: .maximum(configuration.server.maxConnections, logger: logger)),
         logger: logger)
-    app.addServices(redis)
+    // Started in this order, stopped in reverse: the bot's queued replies are sent before Redis closes.
+    app.addServices(redis, replies)
     app.beforeServerStarts {
         // Cluster mode: read the slot map now, so a cluster that no seed can reach, or that
         // leaves slots without a master, stops startup with a message (and a non-zero exit).
@@ -71,7 +74,8 @@ func makeRedisClient(_ redis: Configuration.Redis, logger: Logger, metrics: Serv
 }
 
 func buildRouter(
-    configuration: Configuration, redis: RedisClient, engine: OTPEngine, metrics: ServerMetrics
+    configuration: Configuration, redis: RedisClient, engine: OTPEngine, metrics: ServerMetrics,
+    replies: TelegramReplies? = nil, logger: Logger = Logger(label: "otpd")
 ) -> Router<OTPRequestContext> {
     let router = Router(context: OTPRequestContext.self)
     router.add(middleware: ObservabilityMiddleware(metrics: metrics))
@@ -83,5 +87,14 @@ func buildRouter(
     OperationsController(engine: engine, metrics: metrics).addRoutes(to: router)
     let clientAddress = ClientAddress(trustedProxies: configuration.server.trustedProxies.compactMap(NetworkRange.init))
     V1Controller(engine: engine, metrics: metrics, clientAddress: clientAddress).addRoutes(to: router)
+    let credentials = BasicCredentials(configuration.surfaces.channelAPI)
+    ChannelAPIController(engine: engine, credentials: credentials).addRoutes(to: router)
+    var webhookSecret: String?
+    if case .telegram(let bot) = configuration.delivery.telegram { webhookSecret = bot.webhookSecret }
+    TelegramController(
+        engine: engine, metrics: metrics, replies: replies ?? TelegramReplies(engine: engine, metrics: metrics),
+        credentials: credentials, clientAddress: clientAddress, webhookSecret: webhookSecret,
+        gatewayToken: configuration.delivery.telegramGateway?.token, logger: logger
+    ).addRoutes(to: router)
     return router
 }

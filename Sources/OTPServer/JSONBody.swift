@@ -11,10 +11,24 @@ extension Request {
         guard buffer.readableBytes > 0 else {
             throw APIError.badRequest("the request body is empty; expected a JSON object", code: "invalid_json")
         }
+        return try Self.decode(Body.self, from: Data(buffer.readableBytesView))
+    }
+
+    /// The JSON body, or, when the body is empty, the query string's parameters as a JSON
+    /// object of strings (the channel API's `GET …/check` and `GET /target` take either).
+    public func decodeJSONOrQuery<Body: Decodable>(as type: Body.Type, context: some RequestContext) async throws -> Body {
+        let buffer = try await self.body.collect(upTo: .max)
+        if buffer.readableBytes > 0 { return try Self.decode(Body.self, from: Data(buffer.readableBytesView)) }
+        var object: [String: String] = [:]
+        for (key, value) in uri.queryParameters { object[String(key)] = String(value) }
+        return try Self.decode(Body.self, from: try JSONSerialization.data(withJSONObject: object))
+    }
+
+    private static func decode<Body: Decodable>(_ type: Body.Type, from data: Data) throws -> Body {
         do {
-            return try JSONDecoder().decode(Body.self, from: Data(buffer.readableBytesView))
+            return try JSONDecoder().decode(Body.self, from: data)
         } catch let error as DecodingError {
-            throw APIError.badRequest(Self.describe(error), code: Self.code(error))
+            throw APIError.badRequest(describe(error), code: code(error))
         }
     }
 

@@ -79,6 +79,8 @@ extension APIError {
             self = failure.isTransient
                 ? .serviceUnavailable
                 : APIError(.internalServerError, code: "internal_error", "internal error")
+        case .botCodeNotFound:
+            self.init(.notFound, code: "code_not_found", "no live code from the Telegram bot has this value")
         case .invalidAccessToken(let message):
             self.init(
                 .unauthorized, code: "invalid_token", message,

@@ -83,6 +83,19 @@ public final class ServerMetrics: Sendable {
         counter("security", "events", "Security events, by app and event", [("app", app), ("event", event)]).increment()
     }
 
+    /// A Telegram bot update by outcome: `code_sent`, `duplicate`, `ignored` (not a text
+    /// message) or `reply_dropped` (the reply queue was full).
+    func recordBotUpdate(outcome: String) {
+        counter("telegram", "bot_updates", "Telegram bot updates, by outcome", [("outcome", outcome)]).increment()
+    }
+
+    /// A Telegram Gateway delivery report by status (`sent`, `delivered`, `read`, `expired`,
+    /// `revoked`, else `other`).
+    func recordGatewayReport(status: String) {
+        counter("telegram", "gateway_reports", "Telegram Gateway delivery reports, by status", [("status", status)])
+            .increment()
+    }
+
     /// A request whose Redis work could not be done: `StorageFailure.Kind` (a fixed set).
     func recordRedisError(kind: String) {
         counter("redis", "errors", "Requests Redis could not answer, by kind (unavailable, timeout, shutdown, failed)", [("kind", kind)])

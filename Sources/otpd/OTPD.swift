@@ -1,4 +1,5 @@
 import ArgumentParser
+import Delivery
 import Hummingbird
 import Logging
 import NIOCore
@@ -18,7 +19,7 @@ struct OTPD: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "otpd",
         abstract: "A self-hosted one-time-passcode service.",
-        subcommands: [Serve.self, CheckConfig.self, UserCommand.self, Lua.self],
+        subcommands: [Serve.self, CheckConfig.self, UserCommand.self, TelegramCommand.self, Lua.self],
         defaultSubcommand: Serve.self)
 
     static func main() async {
@@ -97,6 +98,78 @@ struct UserCommand: AsyncParsableCommand {
                 var stderr = StandardError()
                 print("otpd: \(error)", to: &stderr)
                 throw ExitCode(1)
+            }
+        }
+    }
+}
+
+struct TelegramCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "telegram", abstract: "Put the Telegram bot online, and see Telegram's view of it.",
+        subcommands: [SetWebhook.self, WebhookInfo.self])
+
+    /// The Bot API of `delivery.telegram`, which must use the telegram provider.
+    static func botAPI(_ options: ConfigOption) throws -> (TelegramBotAPI, Configuration.Gateway.Telegram) {
+        let (configuration, _, path) = try options.load()
+        guard case .telegram(let bot) = configuration.delivery.telegram else {
+            var stderr = StandardError()
+            print("otpd: \(path): delivery.telegram must use provider: telegram (with its bot_token)", to: &stderr)
+            throw ExitCode(2)
+        }
+        return (
+            TelegramBotAPI(
+                apiBaseURL: bot.apiBaseURL, botToken: bot.botToken, timeoutMilliseconds: configuration.delivery.timeoutMilliseconds),
+            bot
+        )
+    }
+
+    static func fail(_ error: any Error) -> ExitCode {
+        var stderr = StandardError()
+        print("otpd: \(error)", to: &stderr)
+        return ExitCode(1)
+    }
+
+    struct SetWebhook: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "set-webhook",
+            abstract: "Point the bot's updates at otpd (Bot API setWebhook), with delivery.telegram.webhook_secret.")
+
+        @OptionGroup var options: ConfigOption
+        @Option(help: "The public https URL of otpd's POST /telegram/webhook.") var url: String
+
+        func run() async throws {
+            let (api, bot) = try TelegramCommand.botAPI(options)
+            guard url.hasPrefix("https://") || url.hasPrefix("http://") else {
+                throw ValidationError("--url must be an https:// URL (Telegram accepts https only)")
+            }
+            if let secret = bot.webhookSecret, !TelegramBotAPI.isValidSecretToken(secret) {
+                throw ValidationError("delivery.telegram.webhook_secret must be 1-256 characters of A-Z, a-z, 0-9, _ and -")
+            }
+            do {
+                _ = try await api.setWebhook(url: url, secretToken: bot.webhookSecret)
+            } catch {
+                throw TelegramCommand.fail(error)
+            }
+            print("webhook set to \(url)\(bot.webhookSecret == nil ? " (no secret token: set delivery.telegram.webhook_secret)" : " with the secret token")")
+        }
+    }
+
+    struct WebhookInfo: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "webhook-info", abstract: "Show Telegram's view of the webhook (Bot API getWebhookInfo).")
+
+        @OptionGroup var options: ConfigOption
+
+        func run() async throws {
+            let (api, _) = try TelegramCommand.botAPI(options)
+            let info: [String: any Sendable]
+            do {
+                info = try await api.webhookInfo()
+            } catch {
+                throw TelegramCommand.fail(error)
+            }
+            for key in ["url", "pending_update_count", "last_error_date", "last_error_message", "max_connections", "ip_address"] {
+                if let value = info[key] { print("\(key): \(value)") }
             }
         }
     }

@@ -12,18 +12,31 @@ import Testing
 /// naming the problem — never a 500, never a hang, never a crash.
 @Suite("Bad input: every route, every field")
 struct BadInputTests {
-    static let routes: [(path: String, fields: [String])] = [
-        ("/v1/apps/demo/register/otp", ["identifier", "channel", "language", "first_name", "last_name"]),
-        ("/v1/apps/demo/login/otp", ["identifier", "channel", "language"]),
-        ("/v1/apps/demo/otp/activate", ["otp_id", "otp"]),
-        ("/v1/apps/demo/tokens/refresh", ["refresh_token"]),
-        ("/v1/apps/demo/tokens/revoke", ["refresh_token"]),
+    static let routes: [(path: String, fields: [String], method: HTTPRequest.Method)] = [
+        ("/v1/apps/demo/register/otp", ["identifier", "channel", "language", "first_name", "last_name"], .post),
+        ("/v1/apps/demo/login/otp", ["identifier", "channel", "language"], .post),
+        ("/v1/apps/demo/otp/activate", ["otp_id", "otp"], .post),
+        ("/v1/apps/demo/tokens/refresh", ["refresh_token"], .post),
+        ("/v1/apps/demo/tokens/revoke", ["refresh_token"], .post),
+        // The channel API and Telegram (sent with the shipped config's Basic credentials).
+        ("/sms", ["phone", "password", "lifetime", "message"], .post),
+        ("/email", ["email", "password", "lifetime", "subject", "text"], .post),
+        ("/telegram", ["chat_id", "password", "lifetime", "message"], .post),
+        ("/sms/check", ["phone", "password"], .get),
+        ("/telegram/check", ["chat_id", "password"], .get),
+        ("/target", ["password"], .get),
+        ("/telegram/webhook", ["update_id", "message"], .post),
     ]
+
+    /// `surfaces.channel_api.basic_auth` of config/otpd.yaml.
+    static let basic = "Basic " + Data("otp:insecure-dev-basic-password".utf8).base64EncodedString()
 
     static let valid: [String: String] = [
         "identifier": "fuzz@example.com", "channel": "email", "language": "en", "first_name": "Ada", "last_name": "L",
         "otp_id": "0123456789abcdef01234567.aAAAAAAAAAAAAAAAAAAAAAA", "otp": "123456",
         "refresh_token": "0123456789abcdef01234567.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        "phone": "+4915112345678", "email": "fuzz@example.com", "password": "1234", "lifetime": "60", "message": "m",
+        "subject": "s", "text": "t", "chat_id": "42", "update_id": "1", "message_": "",
     ]
 
     /// Raw bodies that are not what the route expects.
@@ -61,7 +74,8 @@ struct BadInputTests {
             for route in Self.routes {
                 for (name, body) in Self.badBodies(fields: route.fields) {
                     let status = try await client.execute(
-                        uri: route.path, method: .post, headers: [.contentType: "application/json"],
+                        uri: route.path, method: route.method,
+                        headers: [.contentType: "application/json", .authorization: Self.basic],
                         body: ByteBuffer(bytes: body)
                     ) { response -> Int in
                         let text = String(buffer: response.body)

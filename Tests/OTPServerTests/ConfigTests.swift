@@ -140,12 +140,12 @@ struct ConfigTests {
             return
         }
         #expect(sms.baseURL == "https://api.twilio.com" && sms.accountSID == "AC0123456789abcdef0123456789abcdef" && sms.authToken == "0123456789abcdef0123456789abcdef")
-        let telegram = try ConfigLoader.parse(withGateway("telegram", "{provider: telegram, bot_token: \"123456:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw\"}"), environment: [:])
+        let telegram = try ConfigLoader.parse(withGateway("telegram", "{provider: telegram, bot_token: \"123456:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw\", webhook_secret: s3cret_Token-1}"), environment: [:])
         guard case .telegram(let bot) = telegram.0.delivery.telegram else {
             Issue.record("delivery.telegram is not a telegram gateway")
             return
         }
-        #expect(bot.apiBaseURL == "https://api.telegram.org" && bot.botToken == "123456:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw" && bot.webhookSecret == nil)
+        #expect(bot.apiBaseURL == "https://api.telegram.org" && bot.botToken == "123456:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw" && bot.webhookSecret == "s3cret_Token-1" && bot.codeLifetime == nil)
 
         // The decoder, from the provider's own type, says what is missing or does not belong.
         #expect(configError(withGateway("sms", #"{provider: twilio, auth_token: "t", from: "+15005550006"}"#)) == "delivery.sms.account_sid: is required")
@@ -163,6 +163,35 @@ struct ConfigTests {
         #expect(configError(withGateway("email", #"{provider: smtp, smtp_url: "http://mail", from: "a@example.com"}"#))?.hasPrefix("delivery.email.smtp_url:") == true)
         #expect(configError(withGateway("email", twilio)) == "delivery.email.provider: twilio carries call and sms, not email")
         #expect(configError(withGateway("sms", #"{provider: twilio, account_sid: AC1, auth_token: "insecure-t", from: "+1"}"#))?.hasPrefix("delivery.sms.auth_token: is a development placeholder") == true)
+    }
+
+    /// The bot's webhook secret, the Telegram Gateway's code shape, and the SMS fallback.
+    @Test func telegramRules() throws {
+        let bot = "{provider: telegram, bot_token: \"123456:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw\""
+        // Production needs a webhook secret, of Telegram's alphabet and length.
+        #expect(configError(withGateway("telegram", bot + "}"))?.hasPrefix("delivery.telegram.webhook_secret: is required in production") == true)
+        #expect(configError(withGateway("telegram", bot + ", webhook_secret: \"has space\"}"))?.hasPrefix("delivery.telegram.webhook_secret: must be 1-256 characters") == true)
+        #expect(configError(withGateway("telegram", bot + ", webhook_secret: \"\(String(repeating: "a", count: 257))\"}"))?.hasPrefix("delivery.telegram.webhook_secret: must be 1-256") == true)
+        #expect(configError(withGateway("telegram", bot + ", webhook_secret: ok_Secret-1, code_lifetime: 0}"))?.hasPrefix("delivery.telegram.code_lifetime:") == true)
+        #expect(configError("mode: development\n" + withGateway("telegram", bot + "}")) == nil)
+
+        // The Gateway alone carries telegram, for codes of 4-8 digits only.
+        let gateway = minimalYAML.replacingOccurrences(
+            of: "delivery:\n", with: "delivery:\n  telegram_gateway: {token: \"gw-token-0123456789\"}\n  sms: {provider: webhook, url: \"https://127.0.0.1:9/sms\", secret: \"webhook-secret-0123456789\"}\n")
+        let telegramApp = gateway.replacingOccurrences(of: "channels: [email]", with: "channels: [email, telegram]")
+        #expect(configError(telegramApp) == nil)
+        #expect(configError(telegramApp.replacingOccurrences(of: "channels: [email, telegram]", with: "channels: [email, telegram]\n    otp: {alphabet: alphanumeric}"))?.hasPrefix("apps[0].otp: the telegram channel goes through the Telegram Gateway") == true)
+        #expect(configError(telegramApp.replacingOccurrences(of: "channels: [email, telegram]", with: "channels: [email, telegram]\n    otp: {length: 10}"))?.hasPrefix("apps[0].otp:") == true)
+        #expect(configError(gateway.replacingOccurrences(of: "token: \"gw", with: "base_url: \"http://gw.example.com\", token: \"gw"))?.hasPrefix("delivery.telegram_gateway.base_url:") == true)
+        #expect(configError(gateway.replacingOccurrences(of: "token: \"gw-token-0123456789\"", with: "token: \"\""))?.hasPrefix("delivery.telegram_gateway.token: is empty") == true)
+
+        // fallback: only {telegram: sms}, with the Gateway, an sms gateway and telegram enabled.
+        let fallback = telegramApp.replacingOccurrences(of: "channels: [email, telegram]", with: "channels: [email, telegram]\n    fallback: {telegram: sms}")
+        #expect(configError(fallback) == nil)
+        #expect(configError(fallback.replacingOccurrences(of: "{telegram: sms}", with: "{telegram: call}"))?.hasPrefix("apps[0].fallback: only {telegram: sms}") == true)
+        #expect(configError(fallback.replacingOccurrences(of: "{telegram: sms}", with: "{pigeon: sms}"))?.hasPrefix("apps[0].fallback") == true)
+        #expect(configError(fallback.replacingOccurrences(of: "channels: [email, telegram]", with: "channels: [email]"))?.hasPrefix("apps[0].fallback.telegram: the app does not enable telegram") == true)
+        #expect(configError(fallback.replacingOccurrences(of: "  telegram_gateway: {token: \"gw-token-0123456789\"}\n", with: "").replacingOccurrences(of: "channels: [email, telegram]", with: "channels: [email]"))?.hasPrefix("apps[0].fallback.telegram:") == true)
     }
 
     @Test func productionRefusesDevelopmentSecretsAndTheLogGateway() throws {

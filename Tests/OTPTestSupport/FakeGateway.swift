@@ -37,6 +37,8 @@ public final class FakeGateway: Sendable {
         case hang
         /// Answers 200 after a while, as a real gateway far away does.
         case answerAfter(milliseconds: Int)
+        /// Answers what the function makes of the request: a status and a JSON body.
+        case respond(@Sendable (Recorded) -> (status: Int, body: String))
     }
 
     private let recorded = Mutex<[Recorded]>([])
@@ -60,10 +62,14 @@ public final class FakeGateway: Sendable {
             let body = try await request.body.collect(upTo: 1 << 20)
             var headers: [String: String] = [:]
             for field in request.headers { headers[field.name.canonicalName.lowercased()] = field.value }
-            gateway.recorded.withLock {
-                $0.append(Recorded(method: "\(request.method)", path: request.uri.path, headers: headers, body: Array(body.readableBytesView)))
-            }
+            let recorded = Recorded(method: "\(request.method)", path: request.uri.path, headers: headers, body: Array(body.readableBytesView))
+            gateway.recorded.withLock { $0.append(recorded) }
             switch gateway.behavior.withLock({ $0 }) {
+            case .respond(let answer):
+                let (status, text) = answer(recorded)
+                return Response(
+                    status: .init(code: status), headers: [.contentType: "application/json"],
+                    body: .init(byteBuffer: ByteBuffer(string: text)))
             case .answer(let status, let text):
                 return Response(
                     status: .init(code: status), headers: [.contentType: "application/json"],

@@ -26,6 +26,14 @@ public final class FakeSMTPServer: Sendable {
             let parts = data.components(separatedBy: "\r\n\r\n")
             return parts.dropFirst().joined(separator: "\r\n\r\n")
         }
+
+        /// The body as the recipient reads it (base64 decoded when the message says so).
+        public var text: String {
+            guard header("Content-Transfer-Encoding")?.lowercased() == "base64",
+                let data = Data(base64Encoded: body.filter { !$0.isWhitespace })
+            else { return body }
+            return String(decoding: data, as: UTF8.self)
+        }
     }
 
     private let messages = Mutex<[Message]>([])

@@ -1,3 +1,5 @@
+import Delivery
+
 /// Names of every Redis key otpd writes (docs/redis-keys.md has the whole layout).
 ///
 /// Everything of one user of one app shares the hash tag `{app:userId}`, so each script's keys
@@ -17,6 +19,15 @@ struct KeySpace: Sendable {
     func ipFailures(_ app: String, subject: String) -> String { "\(prefix):{\(app):ip:\(subject)}:f" }
     /// An app's SMS and calls this hour (the SMS-pumping ceiling).
     func appCalls(_ app: String) -> String { "\(prefix):{\(app):calls}:q" }
+    /// A channel-API code, by channel and a hash of its destination (no phone number or email
+    /// in a key name): each destination a tag of its own.
+    func channelCode(_ channel: DeliveryChannel, destination: String) -> String {
+        "\(prefix):{ch:\(channel.rawValue):\(destination)}"
+    }
+    /// The Telegram bot's state shares one tag, so one script dedupes an update and stores its
+    /// code: an update handled (`u:`, a day) and a code handed out (`c:` + its hash → chat id).
+    func botUpdate(_ updateID: Int64) -> String { "\(prefix):{tg}:u:\(updateID)" }
+    func botCode(hash: String) -> String { "\(prefix):{tg}:c:\(hash)" }
 }
 
 /// What an OTP is for; it is the first character of an otp_id after the user id, and each

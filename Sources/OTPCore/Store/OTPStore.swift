@@ -47,6 +47,9 @@ struct OTPStore: Sendable {
         var sendsPerHour: Int
         /// The hashed `Idempotency-Key`, if the client sent one.
         var idempotencyKey: String?
+        /// The telegram channel may go ahead without a linked chat (a phone number, and the
+        /// Telegram Gateway configured).
+        var telegramGatewayAllowed = false
 
         var otpID: String { "\(userID).\(suffix)" }
     }
@@ -81,7 +84,7 @@ struct OTPStore: Sendable {
                 RedisArgument(otp.cooldownSeconds * 1000), RedisArgument(otp.sendsPerHour),
                 otp.idempotencyKey == nil ? "0" : "1", RedisArgument(otp.userID),
                 RedisArgument(otp.identifier.field), RedisArgument(otp.identifier.value), RedisArgument(otp.firstName),
-                RedisArgument(otp.lastName), RedisArgument(unverifiedTTL),
+                RedisArgument(otp.lastName), RedisArgument(unverifiedTTL), otp.telegramGatewayAllowed ? "1" : "0",
             ])
         switch reply.status {
         case "created":
@@ -273,6 +276,86 @@ struct OTPStore: Sendable {
         _ = try await run(
             Scripts.revoke, "revoke", keys: [keys.refreshToken(app, userID, hash: tokenHash)],
             arguments: [RedisArgument(keys.familyPrefix(app, userID))])
+    }
+
+    // MARK: channel API
+
+    /// A caller's code for one destination of one channel (the channel API).
+    struct ChannelCode: Sendable {
+        var channel: DeliveryChannel
+        /// A hash of the destination (phone, email or chat id), never the destination itself.
+        var destination: String
+        /// Tells this code from a later one for the same destination (for `cancelChannelCode`).
+        var id: String
+        var codeHash: [UInt8]
+        var lifetimeSeconds: Int
+    }
+
+    func createChannelCode(_ code: ChannelCode) async throws(OTPError) {
+        _ = try await run(
+            Scripts.channelCreate, "channelCreate", keys: [keys.channelCode(code.channel, destination: code.destination)],
+            arguments: [RedisArgument(code.id), RedisArgument(bytes: code.codeHash), RedisArgument(code.lifetimeSeconds * 1000)])
+    }
+
+    /// Deletes a code whose message was not delivered. Best effort.
+    func cancelChannelCode(_ code: ChannelCode) async {
+        _ = try? await run(
+            Scripts.channelCancel, "channelCancel", keys: [keys.channelCode(code.channel, destination: code.destination)],
+            arguments: [RedisArgument(code.id)])
+    }
+
+    enum ChannelCheckOutcome: Sendable, Hashable {
+        case valid
+        case invalid(attemptsRemaining: Int)
+        case notFound
+    }
+
+    func checkChannelCode(
+        channel: DeliveryChannel, destination: String, codeHash: [UInt8], maxAttempts: Int
+    ) async throws(OTPError) -> ChannelCheckOutcome {
+        let reply = try await run(
+            Scripts.channelCheck, "channelCheck", keys: [keys.channelCode(channel, destination: destination)],
+            arguments: [RedisArgument(bytes: codeHash), RedisArgument(maxAttempts)])
+        switch reply.status {
+        case "ok": return .valid
+        case "invalid": return .invalid(attemptsRemaining: try reply.int(1))
+        case "not_found": return .notFound
+        default: throw reply.unexpected()
+        }
+    }
+
+    // MARK: Telegram bot
+
+    enum BotCodeOutcome: Sendable, Hashable {
+        case stored
+        /// The update was handled before (Telegram redelivers until it sees a 200).
+        case duplicate
+        /// A live code has the same hash: draw another code.
+        case taken
+    }
+
+    func storeBotCode(updateID: Int64, codeHash: String, chatID: String, lifetimeSeconds: Int) async throws(OTPError) -> BotCodeOutcome {
+        let reply = try await run(
+            Scripts.botCode, "botCode", keys: [keys.botUpdate(updateID), keys.botCode(hash: codeHash)],
+            arguments: [RedisArgument(chatID), RedisArgument(lifetimeSeconds)])
+        switch reply.status {
+        case "ok": return .stored
+        case "duplicate": return .duplicate
+        case "taken": return .taken
+        default: throw reply.unexpected()
+        }
+    }
+
+    /// The chat a bot code was handed to, consumed (GETDEL: once only), or nil.
+    func takeBotCode(hash: String) async throws(OTPError) -> String? {
+        let reply = try await storage { try await redis.send(["GETDEL", RedisArgument(keys.botCode(hash: hash))]) }
+        return reply.string
+    }
+
+    /// Links a chat to a user; false when the user does not exist.
+    func linkChat(app: String, userID: String, chatID: String) async throws(OTPError) -> Bool {
+        let reply = try await run(Scripts.linkChat, "linkChat", keys: [keys.user(app, userID)], arguments: [RedisArgument(chatID)])
+        return reply.value.int == 1
     }
 
     // MARK: users

@@ -94,7 +94,8 @@ public enum Scripts {
     /// ARGV: 1 clock, 2 mode (register | login | login_conceal), 3 otp id (the part after the
     ///       user id), 4 code hash, 5 channel, 6 ttl ms, 7 cooldown ms, 8 sends per hour,
     ///       9 idempotent (1/0), 10 user id, 11 identifier field (email/phone), 12 identifier,
-    ///       13 first name, 14 last name, 15 unverified user ttl ms
+    ///       13 first name, 14 last name, 15 unverified user ttl ms, 16 telegram without a linked
+    ///       chat allowed (1/0: a phone number and the Telegram Gateway)
     /// Returns {'created', otp id, user created 1/0, telegram chat id or ''}, {'decoy', otp id},
     ///         {'replay', otp id, user created}, {'exists'}, {'no_user'}, {'tg_unlinked'},
     ///         {'locked', s} (too many wrong codes in a row), {'cooldown', s} or {'rate', s}
@@ -119,7 +120,11 @@ public enum Scripts {
             local chat = ''
             if ARGV[5] == 'telegram' then
               chat = redis.call('HGET', KEYS[1], 'tg')
-              if not chat then return {'tg_unlinked'} end
+              if not chat then
+                -- no linked chat: a phone number may still go through the Telegram Gateway
+                if ARGV[16] ~= '1' then return {'tg_unlinked'} end
+                chat = ''
+              end
             end
             local now = now_ms()
             local qkey = quota_key(KEYS[1], KEYS[3])
@@ -333,9 +338,72 @@ public enum Scripts {
             return was
             """)
 
+    /// Stores a channel-API code (the caller's), replacing the destination's earlier one.
+    /// KEYS: 1 code; ARGV: 1 clock, 2 id of this code, 3 code hash, 4 lifetime ms. Returns 1.
+    public static let channelCreate = RedisScript(
+        """
+        redis.call('DEL', KEYS[1])
+        redis.call('HSET', KEYS[1], 'i', ARGV[2], 'h', ARGV[3], 'a', 0)
+        redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[4]))
+        return 1
+        """)
+
+    /// Deletes a channel-API code whose message could not be delivered, if it is still that one.
+    /// KEYS: 1 code; ARGV: 1 clock, 2 id of the code. Returns 1.
+    public static let channelCancel = RedisScript(
+        """
+        if redis.call('HGET', KEYS[1], 'i') == ARGV[2] then redis.call('DEL', KEYS[1]) end
+        return 1
+        """)
+
+    /// Checks a channel-API code: right consumes it; wrong uses an attempt, and the one that
+    /// reaches the maximum kills it.
+    /// KEYS: 1 code; ARGV: 1 clock, 2 code hash, 3 max attempts.
+    /// Returns {'ok'}, {'invalid', attempts remaining} or {'not_found'}
+    public static let channelCheck = RedisScript(
+        prelude + """
+            local code = redis.call('HMGET', KEYS[1], 'h', 'a')
+            if not code[1] then return {'not_found'} end
+            local attempts, max = tonumber(code[2]), tonumber(ARGV[3])
+            if attempts >= max then
+              redis.call('DEL', KEYS[1])
+              return {'not_found'}
+            end
+            if same(code[1], ARGV[2]) then
+              redis.call('DEL', KEYS[1])
+              return {'ok'}
+            end
+            attempts = attempts + 1
+            if attempts >= max then redis.call('DEL', KEYS[1]) else redis.call('HSET', KEYS[1], 'a', attempts) end
+            return {'invalid', max - attempts}
+            """)
+
+    /// Handles one bot update exactly once: unless the update was seen in the last day, stores
+    /// the code handed out for it (its hash → the chat id) and marks the update seen, together.
+    /// KEYS: 1 update, 2 code; ARGV: 1 clock, 2 chat id, 3 lifetime s.
+    /// Returns {'ok'}, {'duplicate'}, or {'taken'} (a live code has that hash: draw another)
+    public static let botCode = RedisScript(
+        """
+        if redis.call('EXISTS', KEYS[1]) == 1 then return {'duplicate'} end
+        if redis.call('EXISTS', KEYS[2]) == 1 then return {'taken'} end
+        redis.call('SET', KEYS[2], ARGV[2], 'EX', tonumber(ARGV[3]))
+        redis.call('SET', KEYS[1], '1', 'EX', 86400)
+        return {'ok'}
+        """)
+
+    /// Links a Telegram chat to an existing user (the v1 telegram channel then reaches it).
+    /// KEYS: 1 user; ARGV: 1 clock, 2 chat id. Returns 1, or 0 when there is no such user.
+    public static let linkChat = RedisScript(
+        """
+        if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+        redis.call('HSET', KEYS[1], 'tg', ARGV[2])
+        return 1
+        """)
+
     public static let named: [String: RedisScript] = [
         "send": send, "cancelSend": cancelSend, "activate": activate, "refresh": refresh, "revoke": revoke,
-        "hourlyCounter": hourlyCounter, "unlock": unlock,
+        "hourlyCounter": hourlyCounter, "unlock": unlock, "channelCreate": channelCreate, "channelCancel": channelCancel,
+        "channelCheck": channelCheck, "botCode": botCode, "linkChat": linkChat,
     ]
 
     public static var all: [RedisScript] { Array(named.values) }

@@ -48,6 +48,7 @@ struct V1Controller {
         if result.delivered { metrics.recordSend(app: appID, channel: result.channel.rawValue) }
         var json = JSONWriter()
         json.field("otp_id", result.otpID)
+        json.field("channel", result.channel.rawValue)
         return json.response(status: mode == .register ? .created : .ok)
     }
 

@@ -1,0 +1,94 @@
+public import Delivery
+import OTPCrypto
+
+/// The Telegram bot: a person writes to it, it answers with a code; a server trades the code
+/// for the chat id (`GET /target`), or a signed-in user's app trades it to link the chat to the
+/// user, after which the v1 telegram channel reaches that chat.
+extension OTPEngine {
+    /// A message the bot sends back to a chat.
+    public struct BotReply: Sendable, Hashable {
+        public var chatID: String
+        public var text: String
+    }
+
+    public enum BotUpdateOutcome: Sendable, Hashable {
+        /// A new code was stored for the chat: send this reply.
+        case reply(BotReply)
+        /// The update was handled before (Telegram redelivers until it gets a 200): nothing to send.
+        case duplicate
+    }
+
+    /// Handles one text message sent to the bot: once per `update_id` (for a day), a fresh
+    /// 6-digit code stored for the chat for `code_lifetime` seconds.
+    public func botUpdate(updateID: Int64, chatID: Int64) async throws(OTPError) -> BotUpdateOutcome {
+        // A code has a chat or none: when a live code has the same value, draw another.
+        for _ in 0..<8 {
+            let code = SecureRandom.code(length: 6, alphabet: Array("0123456789"))
+            switch try await store.storeBotCode(
+                updateID: updateID, codeHash: botCodeHash(code), chatID: String(chatID), lifetimeSeconds: botCodeLifetime)
+            {
+            case .stored: return .reply(BotReply(chatID: String(chatID), text: Self.botText(code: code, lifetime: botCodeLifetime)))
+            case .duplicate: return .duplicate
+            case .taken: continue
+            }
+        }
+        throw .storageFailed(StorageFailure(.failed, "no free bot code after 8 draws"))
+    }
+
+    /// "Your code is 123456. It is valid for 5 minutes." — the code is the message's only
+    /// number of 4 or more digits (a lifetime of an hour or more is written in hours).
+    static func botText(code: String, lifetime: Int) -> String {
+        let span: String
+        if lifetime < 3600 {
+            let minutes = max(1, (lifetime + 59) / 60)
+            span = minutes == 1 ? "1 minute" : "\(minutes) minutes"
+        } else {
+            let hours = (lifetime + 3599) / 3600
+            span = hours == 1 ? "1 hour" : "\(hours) hours"
+        }
+        return "Your code is \(code). It is valid for \(span)."
+    }
+
+    /// Sends the bot's reply through the telegram gateway (with its retries); a failure is
+    /// logged and counted, and the person can simply write to the bot again.
+    public func deliverBotReply(_ reply: BotReply) async {
+        try? await hand(OutboundMessage(channel: .telegram, to: reply.chatID, text: reply.text), to: providers[.telegram], app: "-")
+    }
+
+    /// The chat a bot code was handed to, consumed: a code answers once. Nil when no live code matches.
+    public func takeBotCode(_ code: String) async throws(OTPError) -> Int64? {
+        let code = code.trimmingASCIIWhitespace()
+        guard code.count == 6, code.allSatisfy({ $0.isASCII && $0.isNumber }) else { return nil }
+        return try await store.takeBotCode(hash: botCodeHash(code)).flatMap { Int64($0) }
+    }
+
+    /// Links the chat a bot code names to the user an access token names. Wrong codes count
+    /// against the client's hourly failures (`failed_attempts_per_ip_per_hour`), as wrong OTPs do.
+    public func linkTelegram(appID: String, accessToken: String, code: String, clientIP: String?) async throws(OTPError) -> Int64 {
+        let app = try app(appID)
+        let user = try await currentUser(appID: appID, accessToken: accessToken)
+        let taken = try await reserve(failureCounter(app: app, clientIP: clientIP), app: app)
+        let chat: Int64?
+        do {
+            chat = try await takeBotCode(code)
+        } catch {
+            await release(taken)
+            throw error
+        }
+        guard let chat else { throw .botCodeNotFound }
+        await release(taken)
+        guard try await store.linkChat(app: app.id, userID: user.id, chatID: String(chat)) else {
+            throw .invalidAccessToken("the user no longer exists")
+        }
+        return chat
+    }
+
+    func botCodeHash(_ code: String) -> String {
+        Digest.hex(Digest.hmacSHA256(key: pepper, message: Array("otpd-bot\u{0}\(code)".utf8)).prefix(16))
+    }
+
+    // MARK: Telegram Gateway delivery reports
+
+    /// The delivery statuses a Gateway report may carry; anything else is `other`.
+    public static let gatewayStatuses: Set<String> = ["sent", "delivered", "read", "expired", "revoked"]
+}

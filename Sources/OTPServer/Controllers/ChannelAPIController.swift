@@ -1,0 +1,150 @@
+import Delivery
+import Foundation
+import HTTPTypes
+import Hummingbird
+import OTPCore
+import OTPCrypto
+
+/// The channel API (server to server): `POST /sms`, `/call`, `/email`, `/telegram` with the
+/// caller's code and message, and `GET …/check`. HTTP Basic on every route.
+/// A thin adapter: authenticate, decode, call the engine, encode.
+struct ChannelAPIController {
+    let engine: OTPEngine
+    let credentials: BasicCredentials
+
+    func addRoutes(to router: Router<OTPRequestContext>) {
+        for channel in DeliveryChannel.allCases {
+            let path = Self.path(channel)
+            router.post(RouterPath(path)) { request, context in try await create(request, context, channel: channel) }
+            router.get(RouterPath("\(path)/check")) { request, context in try await check(request, context, channel: channel) }
+        }
+    }
+
+    static func path(_ channel: DeliveryChannel) -> String {
+        channel == .email ? "email" : channel.rawValue
+    }
+
+    /// Every create body in one: each channel reads its own fields.
+    struct CreateBody: Decodable {
+        var phone: String?
+        var email: String?
+        var chatID: ChatID?
+        var password: String
+        var lifetime: Int
+        var message: String?
+        var subject: String?
+        var text: String?
+        enum CodingKeys: String, CodingKey {
+            case phone, email, password, lifetime, message, subject, text
+            case chatID = "chat_id"
+        }
+    }
+
+    func create(_ request: Request, _ context: OTPRequestContext, channel: DeliveryChannel) async throws -> Response {
+        try credentials.check(request)
+        let body = try await request.decodeJSON(as: CreateBody.self, context: context)
+        let destination = try Self.destination(channel, phone: body.phone, email: body.email, chatID: body.chatID)
+        let text: String
+        if channel == .email {
+            text = try Self.require(body.text, "text")
+            _ = try Self.require(body.subject, "subject")
+        } else {
+            text = try Self.require(body.message, "message")
+        }
+        try await engine.sendChannelCode(
+            .init(code: body.password, lifetimeSeconds: body.lifetime, subject: body.subject, text: text),
+            channel: channel, to: destination)
+        var json = JSONWriter()
+        json.field("sent", true)
+        json.field("expires_in", body.lifetime)
+        return json.response(status: .created)
+    }
+
+    struct CheckBody: Decodable {
+        var phone: String?
+        var email: String?
+        var chatID: ChatID?
+        var password: String
+        enum CodingKeys: String, CodingKey {
+            case phone, email, password
+            case chatID = "chat_id"
+        }
+    }
+
+    func check(_ request: Request, _ context: OTPRequestContext, channel: DeliveryChannel) async throws -> Response {
+        try credentials.check(request)
+        let body = try await request.decodeJSONOrQuery(as: CheckBody.self, context: context)
+        let destination = try Self.destination(channel, phone: body.phone, email: body.email, chatID: body.chatID)
+        let valid = try await engine.checkChannelCode(body.password, channel: channel, for: destination)
+        var json = JSONWriter()
+        json.field("valid", valid)
+        return json.response(status: valid ? .ok : .notFound)
+    }
+
+    static func destination(
+        _ channel: DeliveryChannel, phone: String?, email: String?, chatID: ChatID?
+    ) throws -> OTPEngine.ChannelDestination {
+        switch channel {
+        case .sms, .call:
+            return try OTPEngine.ChannelDestination.parse(require(phone, "phone"), as: .phone)
+        case .email:
+            return try OTPEngine.ChannelDestination.parse(require(email, "email"), as: .email)
+        case .telegram:
+            if let chatID {
+                guard phone == nil else { throw APIError.badRequest("send chat_id or phone, not both", code: "invalid_field") }
+                return try OTPEngine.ChannelDestination.parse(chatID.value, as: .chat)
+            }
+            guard let phone else { throw APIError.badRequest("missing required field 'chat_id' (or 'phone')", code: "invalid_field") }
+            return try OTPEngine.ChannelDestination.parse(phone, as: .phone)
+        }
+    }
+
+    static func require(_ value: String?, _ name: String) throws -> String {
+        guard let value else { throw APIError.badRequest("missing required field '\(name)'", code: "invalid_field") }
+        return value
+    }
+}
+
+/// A Telegram chat id as JSON gives it: an integer, or a string of digits.
+struct ChatID: Decodable, Sendable {
+    var value: String
+
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if let number = try? container.decode(Int64.self) {
+            value = String(number)
+        } else {
+            value = try container.decode(String.self)
+        }
+    }
+}
+
+/// The channel API's HTTP Basic credentials, compared in constant time: the SHA-256 of what
+/// the client sent against the SHA-256 of `username:password`, so neither the length nor the
+/// first differing byte shows in the timing.
+struct BasicCredentials: Sendable {
+    private let expected: [UInt8]?
+
+    init(_ configured: Configuration.Surfaces.ChannelAPI?) {
+        expected = configured.map { Digest.sha256(Array("\($0.basicAuth.username):\($0.basicAuth.password)".utf8)) }
+    }
+
+    static let challenge = APIError(
+        .unauthorized, code: "unauthorized", "this route needs HTTP Basic credentials (surfaces.channel_api.basic_auth)",
+        headers: [.wwwAuthenticate: #"Basic realm="otpd", charset="UTF-8""#])
+
+    /// Throws 401 with `WWW-Authenticate` unless the request carries the configured credentials.
+    func check(_ request: Request) throws {
+        guard let expected, let header = request.headers[.authorization] else { throw Self.challenge }
+        let parts = header.split(separator: " ", maxSplits: 1)
+        guard parts.count == 2, parts[0].lowercased() == "basic",
+            let decoded = Data(base64Encoded: String(parts[1].trimmingCharacters(in: .whitespaces)))
+        else { throw Self.challenge }
+        guard Digest.constantTimeEquals(Digest.sha256(Array(decoded)), expected) else { throw Self.challenge }
+    }
+
+    /// Whether the request carries Basic credentials at all (right or wrong).
+    static func isBasic(_ request: Request) -> Bool {
+        request.headers[.authorization]?.lowercased().hasPrefix("basic ") ?? false
+    }
+}

@@ -1,0 +1,166 @@
+import Delivery
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import OTPCore
+import OTPCrypto
+
+/// Telegram: the bot's webhook (`POST /telegram/webhook`), the code-for-chat exchange
+/// (`GET /target`), and the Telegram Gateway's delivery reports
+/// (`POST /telegram/gateway/callback`). A thin adapter over the engine.
+struct TelegramController {
+    let engine: OTPEngine
+    let metrics: ServerMetrics
+    let replies: TelegramReplies
+    let credentials: BasicCredentials
+    let clientAddress: ClientAddress
+    /// `delivery.telegram.webhook_secret`: when set, every update must carry it.
+    let webhookSecret: String?
+    /// `delivery.telegram_gateway.token`: the key of the delivery reports' signatures.
+    let gatewayToken: String?
+    let logger: Logger
+
+    static let secretHeader = HTTPField.Name("X-Telegram-Bot-Api-Secret-Token")!
+    static let timestampHeader = HTTPField.Name("X-Request-Timestamp")!
+    static let signatureHeader = HTTPField.Name("X-Request-Signature")!
+
+    func addRoutes(to router: Router<OTPRequestContext>) {
+        router.post("telegram/webhook", use: webhook)
+        router.get("target", use: target)
+        router.post("telegram/gateway/callback", use: gatewayCallback)
+    }
+
+    // MARK: the bot
+
+    /// The part of a Bot API `Update` the bot reads.
+    struct Update: Decodable {
+        var updateID: Int64
+        var message: Message?
+        struct Message: Decodable {
+            var chat: Chat
+            var text: String?
+        }
+        struct Chat: Decodable {
+            var id: Int64
+        }
+        enum CodingKeys: String, CodingKey {
+            case message
+            case updateID = "update_id"
+        }
+    }
+
+    @Sendable func webhook(_ request: Request, _ context: OTPRequestContext) async throws -> Response {
+        if let webhookSecret {
+            let sent = request.headers[Self.secretHeader] ?? ""
+            guard Digest.constantTimeEquals(Digest.sha256(Array(sent.utf8)), Digest.sha256(Array(webhookSecret.utf8))) else {
+                throw APIError(
+                    .unauthorized, code: "unauthorized", "the X-Telegram-Bot-Api-Secret-Token header is missing or wrong")
+            }
+        }
+        let update = try await request.decodeJSON(as: Update.self, context: context)
+        guard let message = update.message, message.text != nil else {
+            metrics.recordBotUpdate(outcome: "ignored")
+            return Self.ok()
+        }
+        switch try await engine.botUpdate(updateID: update.updateID, chatID: message.chat.id) {
+        case .reply(let reply):
+            // Sent after this 200: Telegram waits for the answer and redelivers when it is slow.
+            if replies.enqueue(reply) { metrics.recordBotUpdate(outcome: "code_sent") }
+        case .duplicate:
+            metrics.recordBotUpdate(outcome: "duplicate")
+        }
+        return Self.ok()
+    }
+
+    static func ok() -> Response {
+        var json = JSONWriter()
+        json.field("ok", true)
+        return json.response()
+    }
+
+    struct TargetBody: Decodable {
+        var password: String
+        var appID: String?
+        enum CodingKeys: String, CodingKey {
+            case password
+            case appID = "app_id"
+        }
+    }
+
+    /// `GET /target {"password"}`: with HTTP Basic, the chat the bot gave that code to
+    /// (consumed); with `app_id` and a Bearer token, links that chat to the token's user.
+    @Sendable func target(_ request: Request, _ context: OTPRequestContext) async throws -> Response {
+        let authorization = request.headers[.authorization] ?? ""
+        let bearer = authorization.lowercased().hasPrefix("bearer ")
+        if !bearer { try credentials.check(request) }
+        let body = try await request.decodeJSONOrQuery(as: TargetBody.self, context: context)
+        var json = JSONWriter()
+        if bearer {
+            guard let appID = body.appID else {
+                throw APIError.badRequest("missing required field 'app_id' (needed with a Bearer token)", code: "invalid_field")
+            }
+            let chat = try await engine.linkTelegram(
+                appID: appID, accessToken: String(authorization.dropFirst(7).filter { $0 != " " }), code: body.password,
+                clientIP: clientAddress.resolve(request, context: context))
+            json.field("chat_id", Int(chat))
+            json.field("linked", true)
+            return json.response()
+        }
+        guard let chat = try await engine.takeBotCode(body.password) else { throw OTPError.botCodeNotFound }
+        json.field("chat_id", Int(chat))
+        return json.response()
+    }
+
+    // MARK: the Gateway's delivery reports
+
+    /// The part of a Gateway `RequestStatus` a report carries that otpd reads.
+    struct Report: Decodable {
+        var requestID: String?
+        var payload: String?
+        var deliveryStatus: DeliveryStatus?
+        struct DeliveryStatus: Decodable {
+            var status: String
+        }
+        enum CodingKeys: String, CodingKey {
+            case payload
+            case requestID = "request_id"
+            case deliveryStatus = "delivery_status"
+        }
+    }
+
+    @Sendable func gatewayCallback(_ request: Request, _ context: OTPRequestContext) async throws -> Response {
+        let body = try await request.body.collect(upTo: .max)
+        guard let gatewayToken,
+            TelegramGatewayProvider.isAuthentic(
+                token: gatewayToken, timestamp: request.headers[Self.timestampHeader],
+                signature: request.headers[Self.signatureHeader], body: body.readableBytesView, now: Int(Date().timeIntervalSince1970))
+        else {
+            throw APIError(
+                .unauthorized, code: "unauthorized",
+                "X-Request-Signature does not match the body, or X-Request-Timestamp is missing or more than 300 s off")
+        }
+        let report: Report
+        do {
+            report = try JSONDecoder().decode(Report.self, from: Data(body.readableBytesView))
+        } catch {
+            throw APIError.badRequest("the report is not a Gateway RequestStatus object", code: "invalid_json")
+        }
+        let status = report.deliveryStatus.map(\.status).flatMap { OTPEngine.gatewayStatuses.contains($0) ? $0 : nil } ?? "other"
+        metrics.recordGatewayReport(status: status)
+        // By the OTP reference (the payload otpd sent), never the code; unknown ones are only logged.
+        logger.info(
+            "telegram gateway report",
+            metadata: [
+                "status": .string(status), "otp_id": .string(Self.printable(report.payload, max: 128)),
+                "request_id": .string(Self.printable(report.requestID, max: 64)),
+            ])
+        return Self.ok()
+    }
+
+    /// A value from outside for a log field: printable ASCII only, bounded.
+    static func printable(_ value: String?, max: Int) -> String {
+        guard let value else { return "-" }
+        return String(value.unicodeScalars.filter { $0.isASCII && $0.value >= 0x21 && $0.value < 0x7f }.prefix(max).map(Character.init))
+    }
+}
