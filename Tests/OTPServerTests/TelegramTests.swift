@@ -261,6 +261,18 @@ struct TelegramTests {
         }
     }
 
+    @Test func theWebhookAnswersAtOnceWhileTheBotAPIIsSlow() async throws {
+        try await run { http, gateway, _, _ in
+            gateway.set(.answerAfter(milliseconds: 2000))
+            let start = ContinuousClock.now
+            let reply = try await http.post("/telegram/webhook", Self.update(Self.uniqueUpdate(), chat: Self.uniqueChat()), headers: Self.secretHeader)
+            let elapsed = ContinuousClock.now - start
+            #expect(reply.status == 200 && elapsed < .milliseconds(1000), "\(elapsed)")
+            // The reply still goes out, after the answer.
+            #expect(try await Self.waitForBotMessages(gateway, count: 1).count == 1)
+        }
+    }
+
     @Test func theBotFlowEndToEnd() async throws {
         try await run { http, gateway, smtp, _ in
             // Update in → code out: the reply's only number of 4 or more digits is the 6-digit code.
