@@ -11,6 +11,20 @@ extension Request {
         guard buffer.readableBytes > 0 else {
             throw APIError.badRequest("the request body is empty; expected a JSON object", code: "invalid_json")
         }
+        return try Self.decodeJSON(Body.self, from: buffer)
+    }
+
+    /// The same for a body of string fields: a plain one is read without `JSONDecoder`.
+    func decodeJSON<Body: FlatJSONBody>(as type: Body.Type, context: some RequestContext) async throws -> Body {
+        let buffer = try await self.body.collect(upTo: .max)
+        if let fields = FlatJSON(Array(buffer.readableBytesView)), let body = Body(fields: fields) { return body }
+        guard buffer.readableBytes > 0 else {
+            throw APIError.badRequest("the request body is empty; expected a JSON object", code: "invalid_json")
+        }
+        return try Self.decodeJSON(Body.self, from: buffer)
+    }
+
+    static func decodeJSON<Body: Decodable>(_ type: Body.Type, from buffer: ByteBuffer) throws -> Body {
         do {
             return try JSONDecoder().decode(Body.self, from: Data(buffer.readableBytesView))
         } catch let error as DecodingError {
