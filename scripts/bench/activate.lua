@@ -26,6 +26,7 @@ end
 function request()
   local entry
   if mode == "right" then
+    if position == 0 then first = now() end
     position = position + 1
     entry = pool[position] or pool[#pool]
   else
@@ -39,7 +40,10 @@ end
 function response(status, headers, body)
   count(status)
   answered = answered + 1
-  if mode == "right" and answered >= #pool then wrk.thread:stop() end
+  if mode == "right" then
+    last = now()
+    if answered >= #pool then wrk.thread:stop() end
+  end
   if out and status == 200 then
     local token = body:match('"refresh_token":"([^"]+)"')
     if token then out:write(token, "\n") end
