@@ -14,6 +14,9 @@
 #   BENCH_PROFILE=echo,login scripts/bench.sh   # also `perf record -g` otpd during those runs;
 #                                    # reports in $BENCH_PROFILE_OUT (default /tmp/otpd-profile);
 #                                    # BENCH_PROFILE_SYSTEM=1: every process (perf record -a)
+#   BENCH_ONLY=bare_echo,activate_right BENCH_POOL=20000 scripts/bench.sh
+#                                    # only the named runs, for iterating on one path: prints
+#                                    # their table, leaves docs/benchmarks.md as it is
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -99,9 +102,13 @@ base="http://127.0.0.1:$otpd_port"
 declare -A rps p50 p99 server_errors socket_errors
 # run_at BASE NAME SCRIPT PATH [wrk args…]: one bounded wrk run against the server at BASE;
 # its RESULT line fills the table. run NAME SCRIPT PATH …: the same against otpd.
+# wanted NAME: whether the run NAME is measured (all of them unless BENCH_ONLY names some).
+wanted() { [ -z "${BENCH_ONLY:-}" ] || [[ ",$BENCH_ONLY," == *",$1,"* ]]; }
 run_at() {
   local at=$1 name=$2 script=$3 path=$4
   shift 4
+  rps[$name]=0 p50[$name]=- p99[$name]=- server_errors[$name]=- socket_errors[$name]=-
+  wanted "$name" || return 0
   echo "==> $name"
   local line perf_pid=
   if [[ ",${BENCH_PROFILE:-}," == *",$name,"* ]]; then
@@ -150,6 +157,8 @@ run echo echo.lua /bench/echo -d"${SECONDS_PER_RUN}s"
 
 # 2. Redis ceiling: redis-benchmark of the activation script itself, EVALSHA, same concurrency,
 # over OTP hashes shaped like otpd's (a wrong code: the path that writes attempts and quotas).
+rps[redis]=0 p50[redis]=- p99[redis]=- server_errors[redis]=0 socket_errors[redis]=0
+if wanted redis; then
 echo "==> redis-benchmark EVALSHA activate"
 sha=$(redis-cli -p "$redis_port" SCRIPT LOAD "$("$bin" lua activate)")
 hash=$(printf 'x%.0s' $(seq 1 32))
@@ -164,6 +173,7 @@ p99[redis]=$(echo "$redis_line" | awk -F'","' '{print $7+0}')
 server_errors[redis]=0
 socket_errors[redis]=0
 redis-cli -p "$redis_port" --scan --pattern 'rb:*' | xargs -r -n 1000 redis-cli -p "$redis_port" DEL >/dev/null
+fi
 
 # 3. The pool: POOL phone users registered, their sign-up OTPs dropped, then one
 # login each. Memory per pending login = what the logins added (every key a login creates).
@@ -211,6 +221,11 @@ echo
 cat "$work/table.md"
 echo
 echo "$summary"
+
+if [ -n "${BENCH_ONLY:-}" ]; then
+  echo "==> BENCH_ONLY: docs/benchmarks.md left as it is"
+  exit 0
+fi
 
 # Recent runs: this run's ratios to bare echo appended to the ones docs/benchmarks.md already
 # keeps (the last ten), and the spread (min–max) of each column over them.

@@ -8,6 +8,8 @@ public struct AppPolicy: Sendable {
     /// kid → secret
     let verificationKeys: [String: [UInt8]]
     let signingKey: (kid: String, secret: [UInt8])
+    /// language → the app's templates with `{app_name}` and `{ttl_minutes}` filled in once.
+    let messages: [String: Messages]
 
     public var id: String { config.id }
 
@@ -19,6 +21,7 @@ public struct AppPolicy: Sendable {
         }
         verificationKeys = Dictionary(app.tokens.keys.map { ($0.kid, Array($0.secret.utf8)) }, uniquingKeysWith: { a, _ in a })
         signingKey = (app.tokens.activeKid, verificationKeys[app.tokens.activeKid] ?? [])
+        messages = app.templates.mapValues { Messages($0, app: app) }
     }
 
     /// Codes as typed by a person: trimmed, and upper-cased for the alphanumeric alphabet.
@@ -29,19 +32,60 @@ public struct AppPolicy: Sendable {
 
     /// Renders the message for `channel` in `language` (falling back to the app's default).
     func message(channel: DeliveryChannel, language: String?, code: String) -> (subject: String?, text: String) {
-        let templates =
-            language.flatMap { config.templates[$0.lowercased()] ?? config.templates[String($0.lowercased().prefix(2))] }
-            ?? config.templates[config.defaultLanguage] ?? Configuration.Templates()
-        let minutes = max(1, (config.otp.ttlSeconds + 59) / 60)
-        func fill(_ template: String) -> String {
-            template.replacing("{code}", with: code).replacing("{app_name}", with: config.name)
-                .replacing("{ttl_minutes}", with: String(minutes))
-        }
+        let messages = messages(language: language)
         switch channel {
-        case .email: return (fill(templates.emailSubject), fill(templates.emailText))
-        case .sms: return (nil, fill(templates.sms))
-        case .call: return (nil, fill(templates.call))
-        case .telegram: return (nil, fill(templates.telegram))
+        case .email: return (messages.emailSubject.render(code: code), messages.emailText.render(code: code))
+        case .sms: return (nil, messages.sms.render(code: code))
+        case .call: return (nil, messages.call.render(code: code))
+        case .telegram: return (nil, messages.telegram.render(code: code))
         }
+    }
+
+    /// The templates of `language` (or of its first two letters), else of the app's default.
+    private func messages(language: String?) -> Messages {
+        if let language {
+            let lowercased = language.lowercased()
+            if let found = messages[lowercased] ?? messages[String(lowercased.prefix(2))] { return found }
+        }
+        return messages[config.defaultLanguage] ?? Messages(Configuration.Templates(), app: config)
+    }
+
+    /// One language's templates, split once at load: each send only joins the parts with its code.
+    struct Messages: Sendable {
+        var sms, emailSubject, emailText, call, telegram: MessageTemplate
+
+        init(_ templates: Configuration.Templates, app: Configuration.App) {
+            let minutes = String(max(1, (app.otp.ttlSeconds + 59) / 60))
+            func compile(_ text: String) -> MessageTemplate { MessageTemplate(text, appName: app.name, ttlMinutes: minutes) }
+            sms = compile(templates.sms)
+            emailSubject = compile(templates.emailSubject)
+            emailText = compile(templates.emailText)
+            call = compile(templates.call)
+            telegram = compile(templates.telegram)
+        }
+    }
+}
+
+/// A message template as the parts between its `{code}` placeholders, with `{app_name}` and
+/// then `{ttl_minutes}` already replaced in each part. The same text as replacing `{code}`,
+/// `{app_name}` and `{ttl_minutes}` in that order in the whole template at each send: a code
+/// (digits and capital letters) can neither hold nor complete a placeholder.
+struct MessageTemplate: Sendable {
+    let parts: [String]
+
+    init(_ template: String, appName: String, ttlMinutes: String) {
+        parts = template.split(separator: "{code}", omittingEmptySubsequences: false).map {
+            String($0).replacing("{app_name}", with: appName).replacing("{ttl_minutes}", with: ttlMinutes)
+        }
+    }
+
+    func render(code: String) -> String {
+        guard parts.count > 1 else { return parts.first ?? "" }
+        var text = parts[0]
+        for part in parts.dropFirst() {
+            text += code
+            text += part
+        }
+        return text
     }
 }

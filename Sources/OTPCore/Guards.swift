@@ -52,30 +52,56 @@ extension OTPEngine {
         ]
     }
 
-    /// Takes every counter, in order; when one refuses, gives back those already taken and
-    /// throws its refusal, so a refused request changes nothing.
+    /// Takes every counter; when one refuses (or fails), gives back those taken and throws the
+    /// first refusal in order, so a refused request changes nothing. The counters are taken
+    /// side by side (one round trip on a single Redis server): the outcome is the one of taking
+    /// them in order — only the first refusal is recorded and thrown — except that a counter
+    /// after a refusing one was taken for a moment too, as the ones before it always were.
     func reserve(_ reservations: [Reservation], app: AppPolicy) async throws(OTPError) -> [Reservation] {
-        var taken: [Reservation] = []
-        for reservation in reservations {
-            let outcome: OTPStore.CounterOutcome
-            do {
-                outcome = try await store.take(reservation.counter, limit: reservation.limit)
-            } catch {
-                await release(taken)
-                throw error
-            }
-            if case .overLimit(let seconds) = outcome {
+        switch reservations.count {
+        case 0:
+            return []
+        case 1:
+            // One counter (an activation's): no list of outcomes to build.
+            let reservation = reservations[0]
+            if case .overLimit(let seconds) = try await store.take(reservation.counter, limit: reservation.limit) {
                 if let event = reservation.event { record(event, app: app, userID: nil, clientIP: reservation.clientIP) }
-                await release(taken)
                 throw reservation.refusal(retryAfter: seconds)
             }
-            taken.append(reservation)
+            return reservations
+        default:
+            let outcomes = await store.take(reservations.map { ($0.counter, $0.limit) })
+            var taken: [Reservation] = []
+            var refusal: OTPError?
+            for (reservation, outcome) in zip(reservations, outcomes) {
+                switch outcome {
+                case .success(.taken):
+                    taken.append(reservation)
+                case .success(.overLimit(let seconds)):
+                    guard refusal == nil else { continue }
+                    if let event = reservation.event { record(event, app: app, userID: nil, clientIP: reservation.clientIP) }
+                    refusal = reservation.refusal(retryAfter: seconds)
+                case .failure(let error):
+                    if refusal == nil { refusal = error }
+                }
+            }
+            if let refusal {
+                await release(taken)
+                throw refusal
+            }
+            return taken
         }
-        return taken
     }
 
+    /// Gives back every counter, and waits until Redis has.
     func release(_ reservations: [Reservation]) async {
-        for reservation in reservations { await store.giveBack(reservation.counter, limit: reservation.limit) }
+        for reservation in reservations { await store.giveBack(reservation.counter) }
+    }
+
+    /// Gives back every counter without waiting for Redis (see `OTPStore.giveBackWithoutWaiting`):
+    /// for the common path of a right code, where the answer does not depend on it.
+    func releaseWithoutWaiting(_ reservations: [Reservation]) {
+        for reservation in reservations { store.giveBackWithoutWaiting(reservation.counter) }
     }
 
     /// Logs one structured line (never a code or a token) and tells the metrics.

@@ -14,6 +14,16 @@ extension Request {
         return try Self.decode(Body.self, from: Data(buffer.readableBytesView))
     }
 
+    /// The same for a body of string fields: a plain one is read without `JSONDecoder`.
+    func decodeJSON<Body: FlatJSONBody>(as type: Body.Type, context: some RequestContext) async throws -> Body {
+        let buffer = try await self.body.collect(upTo: .max)
+        if let fields = FlatJSON(Array(buffer.readableBytesView)), let body = Body(fields: fields) { return body }
+        guard buffer.readableBytes > 0 else {
+            throw APIError.badRequest("the request body is empty; expected a JSON object", code: "invalid_json")
+        }
+        return try Self.decode(Body.self, from: Data(buffer.readableBytesView))
+    }
+
     /// The JSON body, or, when the body is empty, the query string's parameters as a JSON
     /// object of strings (the channel API's `GET …/check` and `GET /target` take either).
     public func decodeJSONOrQuery<Body: Decodable>(as type: Body.Type, context: some RequestContext) async throws -> Body {

@@ -2,6 +2,7 @@ import Foundation
 public import Logging
 public import OTPCore
 import OTPCrypto
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -133,13 +134,23 @@ public struct OutputLogHandler: LogHandler {
         }
     }
 
-    /// `%Y-%m-%dT%H:%M:%S%z` in local time, as `StreamLogHandler` writes it.
+    /// `%Y-%m-%dT%H:%M:%S%z` in local time, as `StreamLogHandler` writes it. Formatted once a
+    /// second (`localtime_r` takes glibc's time-zone lock), then copied.
     private static func appendLocalTimestamp(to line: inout [UInt8]) {
         var now = time(nil)
+        if let cached = localTimestamp.withLock({ $0.second == now ? $0.text : nil }) {
+            line.append(contentsOf: cached)
+            return
+        }
         var local = tm()
         localtime_r(&now, &local)
-        appendFormatted(&local, "%Y-%m-%dT%H:%M:%S%z", to: &line)
+        var text: [UInt8] = []
+        appendFormatted(&local, "%Y-%m-%dT%H:%M:%S%z", to: &text)
+        line.append(contentsOf: text)
+        localTimestamp.withLock { $0 = (now, text) }
     }
+
+    private static let localTimestamp = Mutex<(second: time_t, text: [UInt8])>((-1, []))
 
     /// RFC 3339 in UTC with milliseconds: `2026-11-22T06:10:00.123Z`.
     private static func appendUTCTimestamp(to line: inout [UInt8]) {

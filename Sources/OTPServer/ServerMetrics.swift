@@ -58,24 +58,56 @@ public final class ServerMetrics: Sendable {
         series.duration.recordNanoseconds(duration.nanoseconds)
     }
 
+    /// A series recorded on every sign-in or send, found by its labels without building a key
+    /// string (as `RequestSeriesKey`).
+    private struct LabelledKey: Hashable {
+        enum Series: Hashable { case sent, verifications, deliveries, deliveryDuration }
+        let series: Series
+        let first: String
+        let second: String
+        var third = ""
+    }
+
+    private let labelledCounters = Mutex<[LabelledKey: Counter]>([:])
+    private let labelledHistograms = Mutex<[LabelledKey: DurationHistogram]>([:])
+
+    private func counter(_ key: LabelledKey, _ make: () -> Counter) -> Counter {
+        if let counter = labelledCounters.withLock({ $0[key] }) { return counter }
+        let counter = make()
+        labelledCounters.withLock { $0[key] = counter }
+        return counter
+    }
+
     /// A code handed to a gateway that accepted it.
     func recordSend(app: String, channel: String) {
-        counter("otp", "sent", "Codes delivered, by app and channel", [("app", app), ("channel", channel)]).increment()
+        counter(LabelledKey(series: .sent, first: app, second: channel)) {
+            counter("otp", "sent", "Codes delivered, by app and channel", [("app", app), ("channel", channel)])
+        }.increment()
     }
 
     /// One message handed to a gateway: its outcome (`delivered`, `failed`) and how long it took,
     /// retries included.
     @Sendable func recordDelivery(channel: String, provider: String, delivered: Bool, duration: Duration) {
-        counter("delivery", "messages", "Messages handed to gateways, by channel, provider and outcome",
-                [("channel", channel), ("provider", provider), ("outcome", delivered ? "delivered" : "failed")]).increment()
-        histogram("delivery", "duration", "Gateway latency (all attempts of one message), by provider",
-                  [("provider", provider)]).recordNanoseconds(duration.nanoseconds)
+        let outcome = delivered ? "delivered" : "failed"
+        counter(LabelledKey(series: .deliveries, first: channel, second: provider, third: outcome)) {
+            counter("delivery", "messages", "Messages handed to gateways, by channel, provider and outcome",
+                    [("channel", channel), ("provider", provider), ("outcome", outcome)])
+        }.increment()
+        let key = LabelledKey(series: .deliveryDuration, first: provider, second: "")
+        let series = labelledHistograms.withLock({ $0[key] }) ?? {
+            let histogram = histogram("delivery", "duration", "Gateway latency (all attempts of one message), by provider",
+                                      [("provider", provider)])
+            labelledHistograms.withLock { $0[key] = histogram }
+            return histogram
+        }()
+        series.recordNanoseconds(duration.nanoseconds)
     }
 
     /// A code checked: success, invalid, not_found, too_many_attempts or refused.
     func recordVerification(app: String, outcome: String) {
-        counter("otp", "verifications", "Code verifications, by app and outcome", [("app", app), ("outcome", outcome)])
-            .increment()
+        counter(LabelledKey(series: .verifications, first: app, second: outcome)) {
+            counter("otp", "verifications", "Code verifications, by app and outcome", [("app", app), ("outcome", outcome)])
+        }.increment()
     }
 
     /// A security event (`SecurityEvent.Kind`, a fixed set) of a configured app.

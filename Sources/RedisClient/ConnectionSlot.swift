@@ -53,6 +53,13 @@ final class ConnectionSlot: Sendable {
         }
     }
 
+    /// The slot's connection when it is connected and open now; nil otherwise (nothing is
+    /// started). For commands whose reply nobody waits for.
+    func readyConnection() -> RedisConnection? {
+        guard case .connected(let connection, _) = stateMachine.withLock({ $0.state }), connection.isActive else { return nil }
+        return connection
+    }
+
     /// Waits for the attempt under way, having started it first when `attempt` is given.
     ///
     /// The caller that reserved an attempt starts it even when its own task is cancelled, since

@@ -89,6 +89,88 @@ public final class RedisClient: Service, Sendable {
         }
     }
 
+    /// Runs several scripts and returns each one's reply (or error), in order. Standalone: they
+    /// are pipelined on one connection (one write, one round trip) and Redis runs them in this
+    /// order. In a cluster their keys may live on different nodes, so they run one after the
+    /// other. Each script's keys must share a slot, as for `evalScript`.
+    public func evalScripts(_ calls: [RedisScriptCall]) async -> [Result<RESPValue, RedisError>] {
+        guard case .standalone(let pool) = backend else {
+            var results: [Result<RESPValue, RedisError>] = []
+            for call in calls {
+                do {
+                    results.append(.success(try await evalScript(call.script, keys: call.keys, arguments: call.arguments)))
+                } catch {
+                    results.append(.failure(error))
+                }
+            }
+            return results
+        }
+        var commands: [[RedisArgument]] = []
+        commands.reserveCapacity(calls.count)
+        for call in calls {
+            do {
+                _ = try RedisCommandRoute.commonSlot(of: call.keys, command: "script \(call.script.sha1.prefix(12))")
+            } catch {
+                return calls.map { _ in .failure(error) }
+            }
+            commands.append(Self.evalCommand(call))
+        }
+        let results: [Result<RESPValue, RedisError>]
+        do {
+            results = try await pool.send(pipelined: commands)
+        } catch {
+            return calls.map { _ in .failure(error) }
+        }
+        var answered: [Result<RESPValue, RedisError>] = []
+        answered.reserveCapacity(results.count)
+        for (call, result) in zip(calls, results) {
+            if case .failure(let error) = result, error.serverErrorPrefix == "NOSCRIPT" {
+                do {
+                    answered.append(.success(try await evalScript(call.script, keys: call.keys, arguments: call.arguments)))
+                } catch {
+                    answered.append(.failure(error))
+                }
+            } else {
+                answered.append(result)
+            }
+        }
+        return answered
+    }
+
+    /// Runs a script without waiting for its reply, for a best-effort write nobody needs the
+    /// answer of. Standalone: written at once on the connection of the caller's event loop when
+    /// it is open (so it runs after the commands the caller sent on it before), else on a task
+    /// of its own; a `NOSCRIPT` reply loads the script and runs it again. Errors are dropped.
+    public func evalScriptWithoutWaiting(_ call: RedisScriptCall) {
+        if case .standalone(let pool) = backend, Self.shareASlot(call.keys),
+            let reply = pool.sendWithoutWaiting(Self.evalCommand(call))
+        {
+            reply.whenFailure { error in
+                guard (error as? RedisError)?.serverErrorPrefix == "NOSCRIPT" else { return }
+                Task { _ = try? await self.evalScript(call.script, keys: call.keys, arguments: call.arguments) }
+            }
+            return
+        }
+        Task { _ = try? await self.evalScript(call.script, keys: call.keys, arguments: call.arguments) }
+    }
+
+    private static func shareASlot(_ keys: [RedisArgument]) -> Bool {
+        do {
+            _ = try RedisCommandRoute.commonSlot(of: keys, command: "script")
+            return true
+        } catch {
+            return false
+        }
+    }
+
+    private static func evalCommand(_ call: RedisScriptCall) -> [RedisArgument] {
+        var command: [RedisArgument] = ["EVALSHA", RedisArgument(call.script.sha1), RedisArgument(call.keys.count)]
+        command.reserveCapacity(3 + call.keys.count + call.arguments.count)
+        command.append(contentsOf: call.keys)
+        command.append(contentsOf: call.arguments)
+        return command
+    }
+
     /// Loads scripts ahead of their first use (so the first request pays no extra round trip);
     /// in a cluster, on every master.
     public func load(_ scripts: [RedisScript]) async throws(RedisError) {

@@ -44,7 +44,9 @@ enum RedisCommandRoute: Sendable, Hashable {
     }
 
     /// The one slot all `keys` hash to, nil when there are none; `.crossSlot` when they differ.
-    static func commonSlot(of keys: some Collection<RedisArgument>, command: String) throws(RedisError) -> HashSlot? {
+    static func commonSlot(
+        of keys: some Collection<RedisArgument>, command: @autoclosure () -> String
+    ) throws(RedisError) -> HashSlot? {
         guard let first = keys.first else { return nil }
         let slot = HashSlot(key: first.bytes)
         for key in keys.dropFirst() where HashSlot(key: key.bytes) != slot {
@@ -52,7 +54,7 @@ enum RedisCommandRoute: Sendable, Hashable {
             let otherName = String(decoding: key.bytes, as: UTF8.self)
             throw RedisError(
                 .crossSlot,
-                "\(command): keys '\(firstName)' (slot \(slot)) and '\(otherName)' (slot \(HashSlot(key: key.bytes))) "
+                "\(command()): keys '\(firstName)' (slot \(slot)) and '\(otherName)' (slot \(HashSlot(key: key.bytes))) "
                     + "are on different cluster slots; give them one hash tag")
         }
         return slot

@@ -49,6 +49,41 @@ final class RedisNodePool: Sendable {
         return reply
     }
 
+    /// Sends several commands pipelined on one connection (one write): Redis runs them in this
+    /// order. Each reply (or error) in the order of the commands.
+    func send(pipelined commands: [[RedisArgument]]) async throws(RedisError) -> [Result<RESPValue, RedisError>] {
+        guard !Task.isCancelled else { throw RedisError(.cancelled, "task cancelled before the command was sent") }
+        let connection = try await connection()
+        let replies = commands.map { connection.sendFuture($0) }
+        var results: [Result<RESPValue, RedisError>] = []
+        results.reserveCapacity(replies.count)
+        for reply in replies {
+            do {
+                results.append(.success(try await reply.get()))
+            } catch let error as RedisError {
+                results.append(.failure(error))
+            } catch {
+                results.append(.failure(RedisError(.connectionClosed, "\(error)")))
+            }
+        }
+        return results
+    }
+
+    /// Writes a command on the connection of the caller's event loop (else the next one) when
+    /// that connection is open, without waiting for its reply; the reply's future, or nil when no
+    /// connection is open now (nothing was sent). On the caller's own connection the command
+    /// runs after everything the caller sent before.
+    func sendWithoutWaiting(_ arguments: [RedisArgument]) -> EventLoopFuture<RESPValue>? {
+        let start = slots.firstIndex { $0.eventLoop.inEventLoop }
+            ?? nextSlot.wrappingAdd(1, ordering: .relaxed).oldValue & Int.max
+        for offset in 0..<slots.count {
+            if let connection = slots[(start &+ offset) % slots.count].readyConnection() {
+                return connection.sendFuture(arguments)
+            }
+        }
+        return nil
+    }
+
     private func connection() async throws(RedisError) -> RedisConnection {
         let start = slots.firstIndex { $0.eventLoop.inEventLoop }
             ?? nextSlot.wrappingAdd(1, ordering: .relaxed).oldValue & Int.max

@@ -10,3 +10,16 @@ public struct RedisScript: Sendable, Hashable {
         self.sha1 = Digest.hex(Digest.sha1(Array(source.utf8)))
     }
 }
+
+/// One run of a script: the script, its keys (all in one cluster slot) and its arguments.
+public struct RedisScriptCall: Sendable {
+    public var script: RedisScript
+    public var keys: [RedisArgument]
+    public var arguments: [RedisArgument]
+
+    public init(_ script: RedisScript, keys: [RedisArgument], arguments: [RedisArgument] = []) {
+        self.script = script
+        self.keys = keys
+        self.arguments = arguments
+    }
+}

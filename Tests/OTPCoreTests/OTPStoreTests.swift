@@ -174,8 +174,64 @@ struct OTPStoreTests {
         clock.set(start + Int64(retryAfter) * 1000)
         #expect(try await store.take(counter, limit: 3) == .taken)
         // Given back, one fits again at once.
-        await store.giveBack(counter, limit: 3)
+        await store.giveBack(counter)
         #expect(try await store.take(counter, limit: 3) == .taken)
+    }
+
+    @Test func countersTakenTogetherAnswerEachOnItsOwn() async throws {
+        let client = "198.51.100.\(Int.random(in: 1...254))-\(UUID().uuidString.prefix(6))"
+        let sends = OTPStore.HourlyCounter.clientSends(app: "t", client: client)
+        let calls = OTPStore.HourlyCounter.appCalls(app: "t-\(client)")
+        #expect(try await store.take(calls, limit: 1) == .taken)
+        let outcomes = await store.take([(sends, 2), (calls, 1)])
+        #expect(outcomes.count == 2)
+        #expect(try outcomes[0].get() == .taken)
+        guard case .overLimit(let retryAfter) = try outcomes[1].get() else {
+            Issue.record("the app's counter was full: \(outcomes)")
+            return
+        }
+        #expect(retryAfter > 0)
+        // The first one was taken: one more fits, then it is full too.
+        #expect(try await store.take(sends, limit: 2) == .taken)
+        guard case .overLimit = try await store.take(sends, limit: 2) else {
+            Issue.record("the client's counter holds the unit taken beside the refused one")
+            return
+        }
+    }
+
+    @Test func aGiveBackNobodyWaitsForStillReturnsTheUnit() async throws {
+        let counter = OTPStore.HourlyCounter.clientFailures(app: "t", client: "192.0.2.\(Int.random(in: 1...254))-\(UUID().uuidString.prefix(6))")
+        #expect(try await store.take(counter, limit: 1) == .taken)
+        guard case .overLimit = try await store.take(counter, limit: 1) else {
+            Issue.record("a limit of one holds one unit")
+            return
+        }
+        store.giveBackWithoutWaiting(counter)
+        // Nobody waits for it, so look until it has happened (a refused take changes nothing).
+        var taken = false
+        for _ in 0..<200 where !taken {
+            taken = try await store.take(counter, limit: 1) == .taken
+            if !taken { try await Task.sleep(for: .milliseconds(10)) }
+        }
+        #expect(taken, "the unit was never given back")
+    }
+
+    @Test func aUnitTakenLastHourIsNotGivenBackIntoThisOne() async throws {
+        // Taken at minute 59, given back at minute 0 of the next hour: the current hour's count
+        // stays 0 (never negative), and the last hour's weighs as it did.
+        let late = try OTPStoreTests(minute: 59)
+        let counter = OTPStore.HourlyCounter.clientSends(app: "t", client: "203.0.113.\(Int.random(in: 1...254))-\(UUID().uuidString.prefix(6))")
+        for _ in 0..<3 { #expect(try await late.store.take(counter, limit: 3) == .taken) }
+        let nextHour = (late.clock.now / Self.hour + 1) * Self.hour
+        late.clock.set(nextHour + 30 * 60_000)
+        await late.store.giveBack(counter)
+        // Half an hour on, the three weigh 1.5: one fits, the next does not (had the give-back
+        // taken one of the three, they would weigh 1 and two would fit).
+        #expect(try await late.store.take(counter, limit: 3) == .taken)
+        guard case .overLimit = try await late.store.take(counter, limit: 3) else {
+            Issue.record("the give-back reached into the last hour's count")
+            return
+        }
     }
 
     // MARK: failed verifications

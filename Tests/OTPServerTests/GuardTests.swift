@@ -124,6 +124,31 @@ struct GuardTests {
         }
     }
 
+    @Test func rightCodesFromOneClientGiveTheirUnitBack() async throws {
+        let harness = try harness()
+        try await harness.run { http in
+            let client = Self.randomIP()
+            var sent: [(String, String)] = []
+            for _ in 0..<13 { sent.append(try await codeFor(harness, http, app: "ipguess", Self.email(), ip: Self.randomIP())) }
+            // Seven right codes from one address (its limit is five wrong ones an hour): each
+            // reserves a unit and gives it back, so none of them is refused…
+            for target in sent.prefix(7) {
+                let ok = try await http.post(
+                    "/v1/apps/ipguess/otp/activate", ["otp_id": target.0, "otp": target.1], headers: Self.from(client))
+                #expect(ok.status == 200, "\(ok.body)")
+            }
+            // …and the address still has all five wrong guesses, then no more.
+            for target in sent.dropFirst(7).prefix(5) {
+                let wrong = try await http.post(
+                    "/v1/apps/ipguess/otp/activate", ["otp_id": target.0, "otp": Self.wrong(target.1)], headers: Self.from(client))
+                #expect(wrong.status == 401, "\(wrong.body)")
+            }
+            let refused = try await http.post(
+                "/v1/apps/ipguess/otp/activate", ["otp_id": sent[12].0, "otp": Self.wrong(sent[12].1)], headers: Self.from(client))
+            #expect(refused.status == 429 && refused.code == "too_many_attempts", "\(refused.body)")
+        }
+    }
+
     @Test func wrongCodesInARowLockTheIdentifierUntilUnlocked() async throws {
         let harness = try harness()
         try await harness.run { http in

@@ -134,7 +134,33 @@ struct OTPStore: Sendable {
     }
 
     func take(_ counter: HourlyCounter, limit: Int) async throws(OTPError) -> CounterOutcome {
-        let reply = try await run(Scripts.hourlyCounter, "hourlyCounter", keys: [key(counter)], arguments: [RedisArgument(limit), "1"])
+        try Self.counterOutcome(await run(Scripts.hourlyCounter, "hourlyCounter", keys: [key(counter)], arguments: [RedisArgument(limit)]))
+    }
+
+    /// Takes several counters at once, each on its own (one round trip on a single server; one
+    /// after the other in a cluster): what each answered, in order. The caller gives back
+    /// those taken when another refused.
+    func take(_ counters: [(counter: HourlyCounter, limit: Int)]) async -> [Result<CounterOutcome, OTPError>] {
+        let now = clockArgument()
+        let replies = await redis.evalScripts(
+            counters.map {
+                RedisScriptCall(Scripts.hourlyCounter, keys: [RedisArgument(key($0.counter))], arguments: [now, RedisArgument($0.limit)])
+            })
+        return replies.map { result in
+            switch result {
+            case .success(let value):
+                do throws(OTPError) {
+                    return .success(try Self.counterOutcome(ScriptReply(script: "hourlyCounter", value: value)))
+                } catch {
+                    return .failure(error)
+                }
+            case .failure(let error):
+                return .failure(.storageFailed(StorageFailure(error)))
+            }
+        }
+    }
+
+    private static func counterOutcome(_ reply: ScriptReply) throws(OTPError) -> CounterOutcome {
         switch reply.status {
         case "ok": return .taken
         case "rate": return .overLimit(retryAfter: try reply.int(1))
@@ -142,9 +168,18 @@ struct OTPStore: Sendable {
         }
     }
 
-    /// Gives back what `take` took. Best effort.
-    func giveBack(_ counter: HourlyCounter, limit: Int) async {
-        _ = try? await run(Scripts.hourlyCounter, "hourlyCounter", keys: [key(counter)], arguments: [RedisArgument(limit), "-1"])
+    /// Gives back what `take` took, and waits for Redis to have done it. Best effort.
+    func giveBack(_ counter: HourlyCounter) async {
+        _ = try? await run(Scripts.giveBack, "giveBack", keys: [key(counter)], arguments: [])
+    }
+
+    /// Gives back what `take` took without waiting for the reply: written at once on the
+    /// connection of the caller's event loop, after the commands the caller sent on it before.
+    /// Until Redis runs it the counter holds one more unit than it should, as it did while the
+    /// action ran: a concurrent take may be refused for it, never granted beyond the limit.
+    /// Best effort.
+    func giveBackWithoutWaiting(_ counter: HourlyCounter) {
+        redis.evalScriptWithoutWaiting(RedisScriptCall(Scripts.giveBack, keys: [RedisArgument(key(counter))], arguments: [clockArgument()]))
     }
 
     private func key(_ counter: HourlyCounter) -> String {
@@ -386,11 +421,16 @@ struct OTPStore: Sendable {
     private func run(
         _ script: RedisScript, _ name: String, keys: [String], arguments: [RedisArgument]
     ) async throws(OTPError) -> ScriptReply {
-        let now: RedisArgument = clock.map { RedisArgument(Int($0())) } ?? ""
+        let now = clockArgument()
         let value = try await storage {
             try await redis.evalScript(script, keys: keys.map { RedisArgument($0) }, arguments: [now] + arguments)
         }
         return ScriptReply(script: name, value: value)
+    }
+
+    /// `ARGV[1]` of every script: empty (Redis's own clock) unless a test set `clock`.
+    private func clockArgument() -> RedisArgument {
+        clock.map { RedisArgument(Int($0())) } ?? ""
     }
 
     /// The one place a `RedisError` becomes the engine's `storageFailed`.

@@ -304,24 +304,41 @@ public enum Scripts {
 
     /// One hourly counter with a key (and hash tag) of its own: a client IP's sends, a client
     /// IP's failed verifications, an app's SMS and calls. Taken before the action it guards and
-    /// given back when the action did not happen, so concurrent requests never exceed the limit.
+    /// given back (`giveBack`) when the action did not happen, so concurrent requests never
+    /// exceed the limit.
     ///
-    /// KEYS: 1 counter; ARGV: 1 clock, 2 limit, 3 delta (1 to take, -1 to give back)
+    /// KEYS: 1 counter; ARGV: 1 clock, 2 limit
     /// Returns {'ok'} or {'rate', s}
     public static let hourlyCounter = RedisScript(
         prelude + """
             local now = now_ms()
             local v = redis.call('HMGET', KEYS[1], 'w', 'c', 'p')
             local c, p, e = window({w = v[1], c = v[2], p = v[3]}, now, 'c', 'p')
-            local delta = tonumber(ARGV[3])
-            if delta > 0 then
-              local wait = wait_ms(c, p, tonumber(ARGV[2]), e)
-              if wait > 0 then return {'rate', seconds(wait)} end
-            end
-            redis.call('HSET', KEYS[1], 'w', math.floor(now / H), 'c', math.max(0, c + delta), 'p', p)
+            local wait = wait_ms(c, p, tonumber(ARGV[2]), e)
+            if wait > 0 then return {'rate', seconds(wait)} end
+            redis.call('HSET', KEYS[1], 'w', math.floor(now / H), 'c', c + 1, 'p', p)
             redis.call('PEXPIRE', KEYS[1], 2 * H)
             return {'ok'}
             """)
+
+    /// Gives back one unit `hourlyCounter` took, when the action it guarded did not happen or
+    /// did not count (a right code). Without the prelude: it only needs the hour. A unit taken
+    /// in an earlier hour is not given back (it sits in the previous hour's count, which
+    /// `hourlyCounter` weighs down as the hour passes); nor is a counter that is gone.
+    ///
+    /// KEYS: 1 counter; ARGV: 1 clock. Returns 1 when a unit was given back, else 0.
+    public static let giveBack = RedisScript(
+        """
+        local now
+        if ARGV[1] ~= '' then now = tonumber(ARGV[1]) else
+          local t = redis.call('TIME')
+          now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+        end
+        local v = redis.call('HMGET', KEYS[1], 'w', 'c')
+        if tonumber(v[1] or '-1') ~= math.floor(now / 3600000) or tonumber(v[2] or '0') < 1 then return 0 end
+        redis.call('HINCRBY', KEYS[1], 'c', -1)
+        return 1
+        """)
 
     /// Lifts an identifier's lockout (`otpd user unlock`): the count of wrong codes in a row
     /// and the lock, wherever its quotas live. KEYS: 1 user, 2 own quota; ARGV: 1 clock.
@@ -402,8 +419,8 @@ public enum Scripts {
 
     public static let named: [String: RedisScript] = [
         "send": send, "cancelSend": cancelSend, "activate": activate, "refresh": refresh, "revoke": revoke,
-        "hourlyCounter": hourlyCounter, "unlock": unlock, "channelCreate": channelCreate, "channelCancel": channelCancel,
-        "channelCheck": channelCheck, "botCode": botCode, "linkChat": linkChat,
+        "hourlyCounter": hourlyCounter, "giveBack": giveBack, "unlock": unlock, "channelCreate": channelCreate,
+        "channelCancel": channelCancel, "channelCheck": channelCheck, "botCode": botCode, "linkChat": linkChat,
     ]
 
     public static var all: [RedisScript] { Array(named.values) }

@@ -23,7 +23,7 @@ struct V1Controller {
         group.get("currentuser", use: currentUser)
     }
 
-    struct SendBody: Decodable {
+    struct SendBody: FlatJSONBody {
         var identifier: String
         var language: String?
         var channel: String?
@@ -33,6 +33,12 @@ struct V1Controller {
             case identifier, language, channel
             case firstName = "first_name"
             case lastName = "last_name"
+        }
+
+        init?(fields: FlatJSON) {
+            guard let identifier = fields["identifier"] else { return nil }
+            self.identifier = identifier
+            (language, channel, firstName, lastName) = (fields["language"], fields["channel"], fields["first_name"], fields["last_name"])
         }
     }
 
@@ -61,12 +67,17 @@ struct V1Controller {
         return key
     }
 
-    struct ActivateBody: Decodable {
+    struct ActivateBody: FlatJSONBody {
         var otpID: String
         var otp: String
         enum CodingKeys: String, CodingKey {
             case otpID = "otp_id"
             case otp
+        }
+
+        init?(fields: FlatJSON) {
+            guard let otpID = fields["otp_id"], let otp = fields["otp"] else { return nil }
+            (self.otpID, self.otp) = (otpID, otp)
         }
     }
 
@@ -94,9 +105,14 @@ struct V1Controller {
         }
     }
 
-    struct RefreshBody: Decodable {
+    struct RefreshBody: FlatJSONBody {
         var refreshToken: String
         enum CodingKeys: String, CodingKey { case refreshToken = "refresh_token" }
+
+        init?(fields: FlatJSON) {
+            guard let refreshToken = fields["refresh_token"] else { return nil }
+            self.refreshToken = refreshToken
+        }
     }
 
     @Sendable func refresh(_ request: Request, _ context: OTPRequestContext) async throws -> Response {
