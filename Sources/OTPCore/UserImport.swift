@@ -21,7 +21,7 @@ public struct ImportSummary: Sendable, Hashable, CustomStringConvertible {
 }
 
 extension OTPEngine {
-    /// Records stored at once: their scripts are in flight together on the pipelined client.
+    /// Records validated before they are stored (the report stays in the file's order).
     static let importBatchSize = 2000
 
     /// Imports the users of `file` into `appID` (`now`: the time of a record without `created_at`). `rejected(line, reason)` is called for each
@@ -60,20 +60,35 @@ extension OTPEngine {
         return summary
     }
 
+    /// Scripts in flight at once: each of these tasks stores every `importWorkers`-th user of
+    /// a batch, one after the other, so the pipelined connections stay full without a task
+    /// per user.
+    static let importWorkers = 64
+
     private func store(_ batch: [OTPStore.ImportedUser], into summary: inout ImportSummary) async throws(OTPError) {
         let store = self.store
-        let results = await withTaskGroup(of: Result<Bool, OTPError>.self) { group in
-            for user in batch {
+        let workers = min(Self.importWorkers, batch.count)
+        let results = await withTaskGroup(of: Result<(created: Int, existing: Int), OTPError>.self) { group in
+            for worker in 0..<workers {
                 group.addTask {
-                    do throws(OTPError) { return .success(try await store.importUser(user)) } catch { return .failure(error) }
+                    var counts = (created: 0, existing: 0)
+                    for index in stride(from: worker, to: batch.count, by: workers) {
+                        do throws(OTPError) {
+                            if try await store.importUser(batch[index]) { counts.created += 1 } else { counts.existing += 1 }
+                        } catch {
+                            return .failure(error)
+                        }
+                    }
+                    return .success(counts)
                 }
             }
-            return await group.reduce(into: [Result<Bool, OTPError>]()) { $0.append($1) }
+            return await group.reduce(into: [Result<(created: Int, existing: Int), OTPError>]()) { $0.append($1) }
         }
         for result in results {
             switch result {
-            case .success(true): summary.created += 1
-            case .success(false): summary.existing += 1
+            case .success(let counts):
+                summary.created += counts.created
+                summary.existing += counts.existing
             case .failure(let error): throw error
             }
         }
