@@ -27,6 +27,11 @@ extension Configuration {
             try check.app(app, key: "apps[\(i)]", delivery: delivery, ids: &ids)
         }
         try check.surfaces(surfaces, appIDs: ids)
+        if let reset = surfaces.passwordReset, let app = apps.first(where: { $0.id == reset.app }) {
+            try check.require(
+                app.channels.contains(.email), "surfaces.password_reset.app",
+                "app '\(reset.app)' must enable the email channel: reset codes are sent by email")
+        }
         return check.warnings
     }
 }

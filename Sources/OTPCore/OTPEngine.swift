@@ -1,6 +1,6 @@
 public import Delivery
 public import Logging
-import OTPCrypto
+public import OTPCrypto
 public import RedisClient
 
 /// The engine every API surface shares: sends codes, checks them, issues and rotates tokens.
@@ -24,6 +24,8 @@ public final class OTPEngine: Sendable {
     /// Told of every security event (for metrics), after it is logged.
     let onSecurityEvent: @Sendable (SecurityEvent) -> Void
     let deliveryTimings = DeliveryTimings()
+    /// scrypt on threads of its own (at most one hash per core at once, a bounded queue).
+    public let passwordHasher: PasswordHasher
 
     public convenience init(
         configuration: Configuration, redis: RedisClient,
@@ -61,6 +63,7 @@ public final class OTPEngine: Sendable {
         self.logger = logger
         self.onDelivery = onDelivery
         self.onSecurityEvent = onSecurityEvent
+        self.passwordHasher = PasswordHasher()
     }
 
     public func app(_ id: String) throws(OTPError) -> AppPolicy {
@@ -99,6 +102,8 @@ public final class OTPEngine: Sendable {
         case register
         /// v1 login: the user must exist (or, with conceal_unknown_users, a decoy is made).
         case login
+        /// A password-reset code (`POST /auth/otp`): like login, under the purpose `reset`.
+        case passwordReset
     }
 
     public struct SendRequest: Sendable {
@@ -206,11 +211,12 @@ public final class OTPEngine: Sendable {
         mode: SendMode, code: String
     ) -> OTPStore.NewOTP {
         let userID = userID(app: app.id, identifier: identifier)
-        let purpose = Purpose.auth
+        let purpose: Purpose = mode == .passwordReset ? .reset : .auth
         let suffix = "\(purpose.rawValue)\(Base64URL.encode(SecureRandom.bytes(16)))"
+        let context = purpose == .reset ? resetCodeContext(userID: userID) : "\(userID).\(suffix)"
         return OTPStore.NewOTP(
             app: app.id, userID: userID, purpose: purpose, suffix: suffix,
-            codeHash: codeHash(app: app.id, otpID: "\(userID).\(suffix)", code: code), channel: channel,
+            codeHash: codeHash(app: app.id, otpID: context, code: code), channel: channel,
             mode: mode == .register ? .register : (app.config.concealUnknownUsers ? .loginConcealed : .login),
             identifier: identifier, firstName: request.firstName ?? "", lastName: request.lastName ?? "",
             ttlSeconds: app.config.otp.ttlSeconds, cooldownSeconds: app.config.otp.resendCooldownSeconds,

@@ -37,6 +37,12 @@ public enum OTPError: Error, Sendable, Hashable {
     case invalidAccessToken(String)
     /// No live Telegram bot code has this value (unknown, expired or already used).
     case botCodeNotFound
+    /// A new password outside the app's policy (too short, too long): why.
+    case invalidPassword(String)
+    /// A password sign-in with a wrong password, or for an identifier without one.
+    case invalidCredentials
+    /// Too much password hashing queued: retry shortly (503).
+    case overloaded
     /// The store (Redis) could not be asked, or failed.
     case storageFailed(StorageFailure)
 }

@@ -89,11 +89,12 @@ extension OTPEngine {
         }
     }
 
-    func authResult(app: AppPolicy, user: User, refreshToken: String, refreshTTL: Int) -> AuthResult {
+    /// `amr`: how the user proved itself (RFC 8176): `otp` for a code, `pwd` for a password.
+    func authResult(app: AppPolicy, user: User, refreshToken: String, refreshTTL: Int, amr: [String] = ["otp"]) -> AuthResult {
         let now = Self.now()
         let claims = JWT.Claims(
             iss: app.config.tokens.issuer, aud: app.id, sub: user.id, iat: now, exp: now + app.config.tokens.accessTTLSeconds,
-            jti: Base64URL.encode(SecureRandom.bytes(16)), amr: ["otp"])
+            jti: Base64URL.encode(SecureRandom.bytes(16)), amr: amr)
         return AuthResult(
             authToken: JWT.sign(claims, kid: app.signingKey.kid, secret: app.signingKey.secret),
             redirectURL: app.config.redirectURL, refreshToken: refreshToken,

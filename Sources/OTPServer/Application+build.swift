@@ -1,7 +1,7 @@
 public import Hummingbird
 public import Logging
 public import OTPCore
-import RedisClient
+public import RedisClient
 
 /// Assembles otpd: the Redis client (a service that starts before the server and stops after
 /// it), the router with its middleware, and one controller per API surface.
@@ -73,6 +73,11 @@ func makeRedisClient(_ redis: Configuration.Redis, logger: Logger, metrics: Serv
     }
 }
 
+/// The Redis client of a configuration, standalone or cluster, for the command-line tools.
+public func makeRedisClient(_ redis: Configuration.Redis, logger: Logger) throws -> RedisClient {
+    try makeRedisClient(redis, logger: logger, metrics: ServerMetrics())
+}
+
 func buildRouter(
     configuration: Configuration, redis: RedisClient, engine: OTPEngine, metrics: ServerMetrics,
     replies: TelegramReplies? = nil, logger: Logger = Logger(label: "otpd")
@@ -96,5 +101,9 @@ func buildRouter(
         credentials: credentials, clientAddress: clientAddress, webhookSecret: webhookSecret,
         gatewayToken: configuration.delivery.telegramGateway?.token, logger: logger
     ).addRoutes(to: router)
+    if let reset = configuration.surfaces.passwordReset {
+        PasswordResetController(engine: engine, appID: reset.app, metrics: metrics, clientAddress: clientAddress)
+            .addRoutes(to: router)
+    }
     return router
 }

@@ -73,14 +73,7 @@ struct ErrorMiddleware: RouterMiddleware {
         } catch let error as APIError {
             return try error.response(from: request, context: context)
         } catch let error as OTPError {
-            if case .storageFailed(let failure) = error {
-                metrics.recordRedisError(kind: failure.kind.rawValue)
-                if failure.isTransient {
-                    context.logger.warning("Redis unavailable", metadata: ["error": "\(failure)"])
-                } else {
-                    context.logger.error("Redis error", metadata: ["error": "\(failure)"])
-                }
-            }
+            if case .storageFailed(let failure) = error { Self.observe(failure, metrics: metrics, logger: context.logger) }
             return try APIError(error).response(from: request, context: context)
         } catch let error as HTTPError {
             return try Self.apiError(for: error, request: request).response(from: request, context: context)
@@ -91,6 +84,16 @@ struct ErrorMiddleware: RouterMiddleware {
             context.logger.error("unexpected error", metadata: ["error.type": "\(type(of: error))"])
             return try APIError(.internalServerError, code: "internal_error", "internal error")
                 .response(from: request, context: context)
+        }
+    }
+
+    /// Counts and logs a storage failure (for surfaces that answer it in their own shape too).
+    static func observe(_ failure: StorageFailure, metrics: ServerMetrics, logger: Logger) {
+        metrics.recordRedisError(kind: failure.kind.rawValue)
+        if failure.isTransient {
+            logger.warning("Redis unavailable", metadata: ["error": "\(failure)"])
+        } else {
+            logger.error("Redis error", metadata: ["error": "\(failure)"])
         }
     }
 

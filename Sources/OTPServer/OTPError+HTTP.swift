@@ -81,6 +81,14 @@ extension APIError {
                 : APIError(.internalServerError, code: "internal_error", "internal error")
         case .botCodeNotFound:
             self.init(.notFound, code: "code_not_found", "no live code from the Telegram bot has this value")
+        case .invalidPassword(let reason):
+            self.init(.badRequest, code: "invalid_password", reason)
+        case .invalidCredentials:
+            self.init(.unauthorized, code: "invalid_credentials", "the identifier or the password is wrong")
+        case .overloaded:
+            self.init(
+                .serviceUnavailable, code: "service_unavailable", "too many passwords are being checked right now; try again shortly",
+                headers: retry(1))
         case .invalidAccessToken(let message):
             self.init(
                 .unauthorized, code: "invalid_token", message,

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Delivery
+import Foundation
 import Hummingbird
 import Logging
 import NIOCore
@@ -19,7 +20,7 @@ struct OTPD: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "otpd",
         abstract: "A self-hosted one-time-passcode service.",
-        subcommands: [Serve.self, CheckConfig.self, UserCommand.self, TelegramCommand.self, Lua.self],
+        subcommands: [Serve.self, CheckConfig.self, UserCommand.self, TelegramCommand.self, ImportCommand.self, Lua.self],
         defaultSubcommand: Serve.self)
 
     static func main() async {
@@ -171,6 +172,54 @@ struct TelegramCommand: AsyncParsableCommand {
             for key in ["url", "pending_update_count", "last_error_date", "last_error_message", "max_connections", "ip_address"] {
                 if let value = info[key] { print("\(key): \(value)") }
             }
+        }
+    }
+}
+
+struct ImportCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "import", abstract: "Import data from another service.", subcommands: [Users.self])
+
+    struct Users: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Create the users of an export (CSV with a header row, or JSON Lines) as if they had registered.",
+            discussion: """
+                Fields: email, phone, first_name, last_name, created_at (RFC 3339), status (active or unverified); \
+                other columns are ignored. An existing user is left as it is, so running an import again changes \
+                nothing. Each rejected record is reported as 'line N: reason', then 'created C, existing E, \
+                rejected R'. Exit status 0 when nothing was rejected, 1 otherwise.
+                """)
+
+        @OptionGroup var options: ConfigOption
+        @Option(help: "The app's id.") var app: String
+        @Argument(help: "The export file.") var file: String
+
+        func run() async throws {
+            let (configuration, _, _) = try options.load()
+            var stderr = StandardError()
+            guard let data = FileManager.default.contents(atPath: file) else {
+                print("otpd: cannot read '\(file)'", to: &stderr)
+                throw ExitCode(2)
+            }
+            let logger = Logger(label: "otpd")
+            let redis = try makeRedisClient(configuration.redis, logger: logger)
+            defer { redis.shutdown() }
+            let engine = OTPEngine(configuration: configuration, redis: redis, providers: [:], logger: logger)
+            let summary: ImportSummary
+            do {
+                try await redis.start()
+                summary = try await engine.importUsers(appID: app, file: [UInt8](data)) { line, reason in
+                    print("line \(line): \(reason)")
+                }
+            } catch OTPError.appNotFound(let id) {
+                print("otpd: no app has the id '\(id)'", to: &stderr)
+                throw ExitCode(2)
+            } catch {
+                print("otpd: the import stopped: \(error). What was stored stays; run the import again to finish it.", to: &stderr)
+                throw ExitCode(1)
+            }
+            print(summary)
+            if summary.rejected > 0 { throw ExitCode(1) }
         }
     }
 }

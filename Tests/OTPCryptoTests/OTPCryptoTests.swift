@@ -39,6 +39,24 @@ struct OTPCryptoTests {
         #expect(Base64URL.decode("aGVsbG9") == nil)
     }
 
+    @Test func rfc3339ParsesWhatItWrites() {
+        for seconds in [0, 1_706_693_400, 1_709_164_800, 4_102_444_799] {
+            #expect(UTCTime.parseRFC3339(UTCTime.rfc3339(seconds)) == seconds)
+        }
+        #expect(UTCTime.parseRFC3339("2024-01-31T09:30:00Z") == 1_706_693_400)
+        #expect(UTCTime.parseRFC3339("2024-01-31t09:30:00.123456z") == 1_706_693_400)
+        #expect(UTCTime.parseRFC3339("2024-01-31T11:30:00+02:00") == 1_706_693_400)
+        #expect(UTCTime.parseRFC3339("2024-01-31T04:00:00-05:30") == 1_706_693_400)
+        #expect(UTCTime.parseRFC3339("2024-02-29T00:00:00Z") == 1_709_164_800)
+        for bad in [
+            "", "2024-01-31", "2024-01-31 09:30:00Z", "2024-01-31T09:30:00", "2024-01-31T09:30:00+0200",
+            "2024-13-01T00:00:00Z", "2024-04-31T00:00:00Z", "2023-02-29T00:00:00Z", "2024-01-31T24:00:00Z",
+            "2024-01-31T09:30:00.Z", "2024-01-31T09:30:00Zjunk", "yesterday", "２０２４-01-31T09:30:00Z",
+        ] {
+            #expect(UTCTime.parseRFC3339(bad) == nil, "\(bad)")
+        }
+    }
+
     @Test func randomBytesDiffer() {
         #expect(SecureRandom.bytes(32) != SecureRandom.bytes(32))
         #expect(SecureRandom.bytes(0).isEmpty)

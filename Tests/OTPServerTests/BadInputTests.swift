@@ -26,6 +26,7 @@ struct BadInputTests {
         ("/telegram/check", ["chat_id", "password"], .get),
         ("/target", ["password"], .get),
         ("/telegram/webhook", ["update_id", "message"], .post),
+        ("/v1/apps/demo/login/password", ["identifier", "password"], .post),
     ]
 
     /// `surfaces.channel_api.basic_auth` of config/otpd.yaml.
@@ -35,8 +36,8 @@ struct BadInputTests {
         "identifier": "fuzz@example.com", "channel": "email", "language": "en", "first_name": "Ada", "last_name": "L",
         "otp_id": "0123456789abcdef01234567.aAAAAAAAAAAAAAAAAAAAAAA", "otp": "123456",
         "refresh_token": "0123456789abcdef01234567.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
-        "phone": "+4915112345678", "email": "fuzz@example.com", "password": "1234", "lifetime": "60", "message": "m",
-        "subject": "s", "text": "t", "chat_id": "42", "update_id": "1", "message_": "",
+        "phone": "+4915112345678", "email": "fuzz@example.com", "password": "a-password", "lifetime": "60", "message": "m",
+        "subject": "s", "text": "t", "chat_id": "42", "update_id": "1", "action": "validate", "new_password": "a-new-password",
     ]
 
     /// Raw bodies that are not what the route expects.
@@ -94,6 +95,29 @@ struct BadInputTests {
                 }
             }
             #expect(tried > 90)
+        }
+    }
+
+    /// `POST /auth/otp` answers the same bodies in its own shape, `{"success": false, "message"}`
+    /// (a body over `max_body_bytes` is refused before any surface reads it: 413 in the common shape).
+    @Test func passwordResetAnswersBadBodiesInItsShape() async throws {
+        let app = try buildApplication(configuration: try testConfiguration(), logger: quietLogger)
+        try await app.test(.router) { client in
+            var tried = 0
+            for (name, body) in Self.badBodies(fields: ["action", "email", "otp", "new_password"]) {
+                let (status, text) = try await client.execute(
+                    uri: "/auth/otp", method: .post, headers: [.contentType: "application/json"], body: ByteBuffer(bytes: body)
+                ) { (Int($0.status.code), String(buffer: $0.body)) }
+                tried += 1
+                #expect(status < 500, "\(name) answered \(status): \(text.prefix(200))")
+                if status == 413 { continue }
+                let json = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any]
+                #expect(json?["success"] as? Bool == (status == 200) && json?["message"] is String, "\(name): \(text.prefix(200))")
+                if ["empty", "truncated", "not an object", "a string", "null", "invalid UTF-8", "deeply nested arrays", "deeply nested objects"].contains(name) {
+                    #expect(status == 400, "\(name) answered \(status)")
+                }
+            }
+            #expect(tried > 15)
         }
     }
 

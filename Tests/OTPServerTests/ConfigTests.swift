@@ -107,6 +107,10 @@ struct ConfigTests {
         #expect(configError("apps: []")?.hasPrefix("security: is required") == true)
         #expect(configError("security: [unclosed")?.contains("not valid YAML") == true)
         #expect(configError(minimalYAML + "\nsurfaces: {hub: {app: ghost}}")?.hasPrefix("surfaces.hub.app: no app has the id 'ghost'") == true)
+        let smsOnly = withGateway("sms", #"{provider: webhook, url: "https://127.0.0.1:9/sms", secret: "webhook-secret-0123456789"}"#)
+            .replacingOccurrences(of: "channels: [email]", with: "channels: [sms]")
+        #expect(configError(smsOnly + "\nsurfaces: {password_reset: {app: a1}}")?.hasPrefix("surfaces.password_reset.app: app 'a1' must enable the email channel") == true)
+        #expect(configError(minimalYAML + "\nsurfaces: {password_reset: {app: a1}}") == nil)
     }
 
     /// `minimalYAML` with `gateway` for `channel` (in place of its webhook for email).

@@ -35,4 +35,7 @@ struct KeySpace: Sendable {
 public enum Purpose: String, Sendable, Hashable {
     /// v1 register and login: activation signs in.
     case auth = "a"
+    /// Password reset (`POST /auth/otp`): validation stores a new password and signs nobody in.
+    /// A code of one purpose never passes for another.
+    case reset = "r"
 }

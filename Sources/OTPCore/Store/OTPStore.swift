@@ -70,8 +70,7 @@ struct OTPStore: Sendable {
     }
 
     func send(_ otp: NewOTP) async throws(OTPError) -> SendOutcome {
-        // Unverified users live a day, or as long as their code if that is longer.
-        let unverifiedTTL = max(86_400, otp.ttlSeconds) * 1000
+        let unverifiedTTL = Self.unverifiedUserTTLSeconds(otpTTLSeconds: otp.ttlSeconds) * 1000
         let reply = try await run(
             Scripts.send, "send",
             keys: [
@@ -101,6 +100,10 @@ struct OTPStore: Sendable {
         default: throw reply.unexpected()
         }
     }
+
+    /// How long an unverified user lives after it is created: a day, or as long as its code
+    /// if that is longer. An activation (or a password reset) makes it permanent.
+    static func unverifiedUserTTLSeconds(otpTTLSeconds: Int) -> Int { max(86_400, otpTTLSeconds) }
 
     /// Undoes a send whose code could not be delivered (or that the client IP's quota refused):
     /// deletes that OTP, gives back the send and the cooldown, forgets the idempotency record,
@@ -253,6 +256,170 @@ struct OTPStore: Sendable {
         case "exhausted": return .exhausted(retryAfter: try reply.int(1))
         case "identifier_locked": return .identifierLocked(retryAfter: try reply.int(1))
         case "locked": return .locked(retryAfter: try reply.int(1))
+        default: throw reply.unexpected()
+        }
+    }
+
+    // MARK: passwords
+
+    /// A password-reset code presented with the hash of the new password.
+    struct PasswordReset: Sendable {
+        var app: String
+        var userID: String
+        var codeHash: [UInt8]
+        var maxAttempts: Int
+        var failuresPerHour: Int
+        var sendsPerHour: Int
+        var maxConsecutiveFailures: Int
+        var lockoutSeconds: Int
+        var passwordHash: String
+    }
+
+    enum PasswordResetOutcome: Sendable, Hashable {
+        /// The code was right: consumed, and the new hash stored.
+        case reset
+        case notFound
+        case invalid(attemptsRemaining: Int, lockedNow: Bool)
+        case exhausted(retryAfter: Int)
+        case identifierLocked(retryAfter: Int)
+        case locked(retryAfter: Int)
+    }
+
+    func resetPassword(_ reset: PasswordReset) async throws(OTPError) -> PasswordResetOutcome {
+        let (app, user) = (reset.app, reset.userID)
+        let reply = try await run(
+            Scripts.resetPassword, "resetPassword",
+            keys: [keys.otp(app, user, purpose: .reset), keys.quota(app, user), keys.user(app, user)],
+            arguments: [
+                RedisArgument(bytes: reset.codeHash), RedisArgument(reset.failuresPerHour), RedisArgument(reset.maxAttempts),
+                RedisArgument(reset.sendsPerHour), RedisArgument(reset.maxConsecutiveFailures),
+                RedisArgument(reset.lockoutSeconds * 1000), RedisArgument(reset.passwordHash),
+            ])
+        switch reply.status {
+        case "ok": return .reset
+        case "not_found": return .notFound
+        case "invalid": return .invalid(attemptsRemaining: try reply.int(1), lockedNow: try reply.int(2) == 1)
+        case "exhausted": return .exhausted(retryAfter: try reply.int(1))
+        case "identifier_locked": return .identifierLocked(retryAfter: try reply.int(1))
+        case "locked": return .locked(retryAfter: try reply.int(1))
+        default: throw reply.unexpected()
+        }
+    }
+
+    /// Whether the user has a live OTP of `purpose` (a cheap look before costly work; the
+    /// script that follows decides).
+    func hasOTP(app: String, userID: String, purpose: Purpose) async throws(OTPError) -> Bool {
+        let reply = try await storage { try await redis.send("EXISTS", RedisArgument(keys.otp(app, userID, purpose: purpose))) }
+        return reply.int == 1
+    }
+
+    enum PasswordAttempt: Sendable, Hashable {
+        /// One hourly failure is taken; verify against this hash (nil: the identifier has none).
+        case proceed(storedHash: String?)
+        case identifierLocked(retryAfter: Int)
+        /// Too many failures this hour.
+        case locked(retryAfter: Int)
+    }
+
+    func beginPasswordAttempt(app: String, userID: String, failuresPerHour: Int) async throws(OTPError) -> PasswordAttempt {
+        let reply = try await run(
+            Scripts.passwordBegin, "passwordBegin", keys: [keys.user(app, userID), keys.quota(app, userID)],
+            arguments: [RedisArgument(failuresPerHour)])
+        switch reply.status {
+        case "ok":
+            let hash = try reply.string(1)
+            return .proceed(storedHash: hash.isEmpty ? nil : hash)
+        case "identifier_locked": return .identifierLocked(retryAfter: try reply.int(1))
+        case "locked": return .locked(retryAfter: try reply.int(1))
+        default: throw reply.unexpected()
+        }
+    }
+
+    /// The verdict on a password, and the session a right one starts.
+    struct PasswordVerdict: Sendable {
+        var app: String
+        var userID: String
+        enum Outcome: String, Sendable {
+            case right, wrong
+            /// Nothing was verified (the hashing queue was full).
+            case cancel
+        }
+        var outcome: Outcome
+        /// The hash the password was verified against ('' for none).
+        var verifiedHash: String
+        var maxConsecutiveFailures: Int
+        var lockoutSeconds: Int
+        var refreshTokenHash: String
+        var familyID: String
+        var refreshTTLSeconds: Int
+        var sessionMaxSeconds: Int
+    }
+
+    enum PasswordSignInOutcome: Sendable, Hashable {
+        case signedIn(User, refreshTTL: Int)
+        case wrong(lockedNow: Bool)
+        case identifierLocked(retryAfter: Int)
+        case cancelled
+    }
+
+    func finishPasswordAttempt(_ verdict: PasswordVerdict) async throws(OTPError) -> PasswordSignInOutcome {
+        let (app, user) = (verdict.app, verdict.userID)
+        let reply = try await run(
+            Scripts.passwordFinish, "passwordFinish",
+            keys: [
+                keys.user(app, user), keys.quota(app, user), keys.refreshToken(app, user, hash: verdict.refreshTokenHash),
+                keys.familyPrefix(app, user) + verdict.familyID,
+            ],
+            arguments: [
+                RedisArgument(verdict.outcome.rawValue), RedisArgument(verdict.verifiedHash), RedisArgument(verdict.maxConsecutiveFailures),
+                RedisArgument(verdict.lockoutSeconds * 1000), RedisArgument(verdict.refreshTTLSeconds),
+                RedisArgument(verdict.familyID), RedisArgument(user), RedisArgument(verdict.sessionMaxSeconds),
+            ])
+        switch reply.status {
+        case "ok": return .signedIn(try reply.user(), refreshTTL: try reply.int(1))
+        case "wrong": return .wrong(lockedNow: try reply.int(1) == 1)
+        case "identifier_locked": return .identifierLocked(retryAfter: try reply.int(1))
+        case "cancelled": return .cancelled
+        default: throw reply.unexpected()
+        }
+    }
+
+    /// Stores `new` in place of `old` unless the password changed meanwhile. Best effort.
+    func rehashPassword(app: String, userID: String, old: String, new: String) async {
+        _ = try? await run(
+            Scripts.rehashPassword, "rehashPassword", keys: [keys.user(app, userID)],
+            arguments: [RedisArgument(old), RedisArgument(new)])
+    }
+
+    // MARK: import
+
+    /// A user of an export, as a registration would have created it.
+    struct ImportedUser: Sendable {
+        var app: String
+        var userID: String
+        var identifier: Identifier
+        /// A phone number kept beside an email identifier.
+        var phone: String?
+        var firstName: String
+        var lastName: String
+        var active: Bool
+        var createdAt: Int
+        var unverifiedTTLSeconds: Int
+    }
+
+    /// Creates the user unless it exists; true when it was created.
+    func importUser(_ user: ImportedUser) async throws(OTPError) -> Bool {
+        let reply = try await run(
+            Scripts.importUser, "importUser", keys: [keys.user(user.app, user.userID)],
+            arguments: [
+                RedisArgument(user.userID), RedisArgument(user.identifier.field), RedisArgument(user.identifier.value),
+                RedisArgument(user.phone ?? ""), RedisArgument(user.firstName), RedisArgument(user.lastName),
+                user.active ? "active" : "unverified", RedisArgument(user.createdAt),
+                RedisArgument(user.unverifiedTTLSeconds * 1000),
+            ])
+        switch reply.value.int {
+        case 1: return true
+        case 0: return false
         default: throw reply.unexpected()
         }
     }

@@ -85,6 +85,55 @@ public enum Scripts {
           table.insert(u, 1, 'ok')
           return u
         end
+        -- Judges a code presented for the OTP at otp_key (fields i: id, h: code hash, a: wrong
+        -- attempts), under the identifier's quotas. Returns the refusal to answer, or nil and a
+        -- function to call once the caller has accepted the code (the count of wrong codes in a
+        -- row starts over). A right code consumes the OTP; a wrong one uses one attempt, one
+        -- hourly failure and one failure in a row, and the one that reaches the maximum in a
+        -- row locks the identifier. suffix '' accepts any OTP id.
+        -- c: {suffix, hash, failures_per_hour, max_attempts, sends_per_hour, max_in_a_row, lockout_ms}
+        local function judge_code(otp_key, user_key, own_key, c)
+          local otp = redis.call('HMGET', otp_key, 'i', 'h', 'a')
+          if not otp[1] or (c.suffix ~= '' and otp[1] ~= c.suffix) then return {'not_found'} end
+          local now = now_ms()
+          local qkey = quota_key(user_key, own_key)
+          local q = load_quota(qkey)
+          local attempts = tonumber(otp[3])
+          if attempts >= c.max_attempts then
+            local sc, sp, e = window(q, now, 'sc', 'sp')
+            return {'exhausted', seconds(math.max(wait_ms(sc, sp, c.sends_per_hour, e), q.n - now))}
+          end
+          local lockout = lock_wait(q, now)
+          if lockout > 0 then return {'identifier_locked', seconds(lockout)} end
+          local fc, fp, e = window(q, now, 'fc', 'fp')
+          local locked = wait_ms(fc, fp, c.failures_per_hour, e)
+          if locked > 0 then return {'locked', seconds(locked)} end
+          local sc, sp = window(q, now, 'sc', 'sp')
+          if not same(otp[2], c.hash) then
+            attempts = attempts + 1
+            redis.call('HSET', otp_key, 'a', attempts)
+            local cf, lk, locks = q.cf + 1, q.lk, 0
+            if cf >= c.max_in_a_row then lk, cf, locks = now + c.lockout_ms, 0, 1 end
+            save_quota(qkey, own_key, now, {sc = sc, sp = sp, fc = fc + 1, fp = fp, n = q.n, cf = cf, lk = lk})
+            return {'invalid', c.max_attempts - attempts, locks}
+          end
+          redis.call('DEL', otp_key)
+          return nil, function()
+            if q.cf > 0 then save_quota(qkey, own_key, now, {sc = sc, sp = sp, fc = fc, fp = fp, n = q.n, cf = 0, lk = 0}) end
+          end
+        end
+        -- Signs a user in: last_login_at, and a refresh token (s: a = active) in a new family
+        -- (a session: u user id, t0 sign-in ms). Returns the token's ttl in seconds.
+        local function start_session(user_key, token_key, family_key, family_id, user_id, refresh_ttl, session_max)
+          local now = now_ms()
+          redis.call('HSET', user_key, 'last_login_at', math.floor(now / 1000))
+          local ttl = math.min(refresh_ttl, session_max)
+          redis.call('HSET', token_key, 'f', family_id, 's', 'a')
+          redis.call('EXPIRE', token_key, ttl)
+          redis.call('HSET', family_key, 'u', user_id, 't0', now)
+          redis.call('EXPIRE', family_key, ttl)
+          return ttl
+        end
 
         """
 
@@ -198,44 +247,18 @@ public enum Scripts {
     ///         may be sent}, {'identifier_locked', s} or {'locked', s}
     public static let activate = RedisScript(
         prelude + """
-            local otp = redis.call('HMGET', KEYS[1], 'i', 'h', 'a')
-            if not otp[1] or otp[1] ~= ARGV[2] then return {'not_found'} end
-            local now = now_ms()
-            local qkey = quota_key(KEYS[3], KEYS[2])
-            local q = load_quota(qkey)
-            local attempts, max = tonumber(otp[3]), tonumber(ARGV[8])
-            if attempts >= max then
-              local sc, sp, e = window(q, now, 'sc', 'sp')
-              return {'exhausted', seconds(math.max(wait_ms(sc, sp, tonumber(ARGV[9]), e), q.n - now))}
-            end
-            local lockout = lock_wait(q, now)
-            if lockout > 0 then return {'identifier_locked', seconds(lockout)} end
-            local fc, fp, e = window(q, now, 'fc', 'fp')
-            local locked = wait_ms(fc, fp, tonumber(ARGV[4]), e)
-            if locked > 0 then return {'locked', seconds(locked)} end
-            local sc, sp = window(q, now, 'sc', 'sp')
-            if not same(otp[2], ARGV[3]) then
-              attempts = attempts + 1
-              redis.call('HSET', KEYS[1], 'a', attempts)
-              local cf, lk, locks = q.cf + 1, q.lk, 0
-              if cf >= tonumber(ARGV[10]) then lk, cf, locks = now + tonumber(ARGV[11]), 0, 1 end
-              save_quota(qkey, KEYS[2], now, {sc = sc, sp = sp, fc = fc + 1, fp = fp, n = q.n, cf = cf, lk = lk})
-              return {'invalid', max - attempts, locks}
-            end
-            redis.call('DEL', KEYS[1])
+            local refusal, accepted = judge_code(KEYS[1], KEYS[3], KEYS[2], {
+              suffix = ARGV[2], hash = ARGV[3], failures_per_hour = tonumber(ARGV[4]), max_attempts = tonumber(ARGV[8]),
+              sends_per_hour = tonumber(ARGV[9]), max_in_a_row = tonumber(ARGV[10]), lockout_ms = tonumber(ARGV[11])})
+            if refusal then return refusal end
             local status = redis.call('HGET', KEYS[3], 'status')
             if not status then return {'not_found'} end
-            if q.cf > 0 then save_quota(qkey, KEYS[2], now, {sc = sc, sp = sp, fc = fc, fp = fp, n = q.n, cf = 0, lk = 0}) end
+            accepted()
             if status == 'unverified' then
               redis.call('HSET', KEYS[3], 'status', 'active')
               redis.call('PERSIST', KEYS[3])
             end
-            redis.call('HSET', KEYS[3], 'last_login_at', math.floor(now / 1000))
-            local ttl = math.min(tonumber(ARGV[5]), tonumber(ARGV[12]))
-            redis.call('HSET', KEYS[4], 'f', ARGV[6], 's', 'a')
-            redis.call('EXPIRE', KEYS[4], ttl)
-            redis.call('HSET', KEYS[5], 'u', ARGV[7], 't0', now)
-            redis.call('EXPIRE', KEYS[5], ttl)
+            local ttl = start_session(KEYS[3], KEYS[4], KEYS[5], ARGV[6], ARGV[7], tonumber(ARGV[5]), tonumber(ARGV[12]))
             return user_reply(KEYS[3], ttl)
             """)
 
@@ -260,7 +283,9 @@ public enum Scripts {
             if not session[1] then return {'invalid'} end
             local now = now_ms()
             local ends = tonumber(session[2]) + tonumber(ARGV[4]) * 1000
-            if now >= ends or redis.call('EXISTS', KEYS[3]) == 0 then
+            -- sr: a password reset ended every session that started before it (ms)
+            local revoked = redis.call('HMGET', KEYS[3], 'id', 'sr')
+            if now >= ends or not revoked[1] or tonumber(session[2]) < tonumber(revoked[2] or '0') then
               redis.call('DEL', family)
               return {'invalid'}
             end
@@ -292,6 +317,121 @@ public enum Scripts {
             redis.call('EXPIRE', family, ttl)
             return user_reply(KEYS[3], ttl)
             """)
+
+    /// Checks a password-reset code and, when it is right, stores the new password's hash in
+    /// the same step: the code is consumed, an unverified user becomes active (the code proved
+    /// the address), and every session that started before now ends (`sr`). Wrong codes count
+    /// as in `activate` (attempts, hourly failures, failures in a row and the lockout).
+    ///
+    /// KEYS: 1 reset otp, 2 own quota, 3 user
+    /// ARGV: 1 clock, 2 code hash, 3 failures per hour, 4 max attempts, 5 sends per hour,
+    ///       6 max consecutive failures, 7 lockout ms, 8 password hash
+    /// Returns {'ok'}, {'not_found'}, {'invalid', attempts remaining, locked now 1/0},
+    ///         {'exhausted', s}, {'identifier_locked', s} or {'locked', s}
+    public static let resetPassword = RedisScript(
+        prelude + """
+            local refusal, accepted = judge_code(KEYS[1], KEYS[3], KEYS[2], {
+              suffix = '', hash = ARGV[2], failures_per_hour = tonumber(ARGV[3]), max_attempts = tonumber(ARGV[4]),
+              sends_per_hour = tonumber(ARGV[5]), max_in_a_row = tonumber(ARGV[6]), lockout_ms = tonumber(ARGV[7])})
+            if refusal then return refusal end
+            local status = redis.call('HGET', KEYS[3], 'status')
+            if not status then return {'not_found'} end
+            accepted()
+            redis.call('HSET', KEYS[3], 'pw', ARGV[8], 'sr', now_ms())
+            if status == 'unverified' then
+              redis.call('HSET', KEYS[3], 'status', 'active')
+              redis.call('PERSIST', KEYS[3])
+            end
+            return {'ok'}
+            """)
+
+    /// Opens a password sign-in: refuses a locked identifier or one over its hourly failures,
+    /// else takes one hourly failure ahead of the (slow) verification — given back by
+    /// `passwordFinish` when the password is right — so concurrent guesses never exceed the
+    /// quota, and returns the stored hash.
+    ///
+    /// KEYS: 1 user, 2 own quota; ARGV: 1 clock, 2 failures per hour
+    /// Returns {'ok', password hash or ''}, {'identifier_locked', s} or {'locked', s}
+    public static let passwordBegin = RedisScript(
+        prelude + """
+            local now = now_ms()
+            local qkey = quota_key(KEYS[1], KEYS[2])
+            local q = load_quota(qkey)
+            local lockout = lock_wait(q, now)
+            if lockout > 0 then return {'identifier_locked', seconds(lockout)} end
+            local fc, fp, e = window(q, now, 'fc', 'fp')
+            local wait = wait_ms(fc, fp, tonumber(ARGV[2]), e)
+            if wait > 0 then return {'locked', seconds(wait)} end
+            local sc, sp = window(q, now, 'sc', 'sp')
+            save_quota(qkey, KEYS[2], now, {sc = sc, sp = sp, fc = fc + 1, fp = fp, n = q.n, cf = q.cf, lk = q.lk})
+            return {'ok', redis.call('HGET', KEYS[1], 'pw') or ''}
+            """)
+
+    /// Closes a password sign-in. Right (the verified hash is still the stored one): the
+    /// failure `passwordBegin` took is given back, the count of failures in a row starts over
+    /// and a session starts. Wrong: one failure in a row more; the one that reaches the
+    /// maximum locks the identifier. Cancelled (nothing was verified): the failure is given back.
+    ///
+    /// KEYS: 1 user, 2 own quota, 3 new refresh token, 4 new family
+    /// ARGV: 1 clock, 2 verdict (right | wrong | cancel), 3 verified hash, 4 max consecutive
+    ///       failures, 5 lockout ms, 6 refresh ttl s, 7 family id, 8 user id, 9 session max s
+    /// Returns {'ok', refresh ttl s, user fields…}, {'wrong', locked now 1/0},
+    ///         {'identifier_locked', s} or {'cancelled'}
+    public static let passwordFinish = RedisScript(
+        prelude + """
+            local now = now_ms()
+            local qkey = quota_key(KEYS[1], KEYS[2])
+            local q = load_quota(qkey)
+            local sc, sp = window(q, now, 'sc', 'sp')
+            local fc, fp = window(q, now, 'fc', 'fp')
+            if ARGV[2] == 'cancel' then
+              save_quota(qkey, KEYS[2], now, {sc = sc, sp = sp, fc = math.max(0, fc - 1), fp = fp, n = q.n, cf = q.cf, lk = q.lk})
+              return {'cancelled'}
+            end
+            local right = ARGV[2] == 'right' and ARGV[3] ~= '' and redis.call('HGET', KEYS[1], 'pw') == ARGV[3]
+            if not right then
+              local cf, lk, locks = q.cf + 1, q.lk, 0
+              if cf >= tonumber(ARGV[4]) then lk, cf, locks = now + tonumber(ARGV[5]), 0, 1 end
+              save_quota(qkey, KEYS[2], now, {sc = sc, sp = sp, fc = fc, fp = fp, n = q.n, cf = cf, lk = lk})
+              return {'wrong', locks}
+            end
+            local lockout = lock_wait(q, now)
+            save_quota(qkey, KEYS[2], now, {sc = sc, sp = sp, fc = math.max(0, fc - 1), fp = fp, n = q.n,
+              cf = lockout > 0 and q.cf or 0, lk = q.lk})
+            -- locked by other guesses while this password was being checked
+            if lockout > 0 then return {'identifier_locked', seconds(lockout)} end
+            local ttl = start_session(KEYS[1], KEYS[3], KEYS[4], ARGV[7], ARGV[8], tonumber(ARGV[6]), tonumber(ARGV[9]))
+            return user_reply(KEYS[1], ttl)
+            """)
+
+    /// Replaces a password hash by a stronger one of the same password (after a sign-in with
+    /// parameters below the current ones), unless the password changed meanwhile.
+    /// KEYS: 1 user; ARGV: 1 clock (unused), 2 the hash verified, 3 the new hash.
+    /// Returns 1 when replaced, else 0.
+    public static let rehashPassword = RedisScript(
+        """
+        if redis.call('HGET', KEYS[1], 'pw') ~= ARGV[2] then return 0 end
+        redis.call('HSET', KEYS[1], 'pw', ARGV[3])
+        return 1
+        """)
+
+    /// Creates an imported user unless one exists (`otpd import users`): the fields a
+    /// registration writes; an unverified user expires like a fresh registration's.
+    ///
+    /// KEYS: 1 user
+    /// ARGV: 1 clock (unused), 2 user id, 3 identifier field, 4 identifier, 5 phone ('' for none,
+    ///       or when the identifier is the phone), 6 first name, 7 last name, 8 status,
+    ///       9 created_at s, 10 unverified user ttl ms
+    /// Returns 1 when created, 0 when the user existed.
+    public static let importUser = RedisScript(
+        """
+        if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+        redis.call('HSET', KEYS[1], 'id', ARGV[2], ARGV[3], ARGV[4], 'first_name', ARGV[6], 'last_name', ARGV[7],
+          'status', ARGV[8], 'created_at', ARGV[9])
+        if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'phone', ARGV[5]) end
+        if ARGV[8] == 'unverified' then redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[10])) end
+        return 1
+        """)
 
     /// Revokes the family of a refresh token. KEYS: 1 token; ARGV: 1 clock, 2 family key prefix.
     /// Returns 1 when a family was revoked, else 0.
@@ -421,6 +561,8 @@ public enum Scripts {
         "send": send, "cancelSend": cancelSend, "activate": activate, "refresh": refresh, "revoke": revoke,
         "hourlyCounter": hourlyCounter, "giveBack": giveBack, "unlock": unlock, "channelCreate": channelCreate,
         "channelCancel": channelCancel, "channelCheck": channelCheck, "botCode": botCode, "linkChat": linkChat,
+        "resetPassword": resetPassword, "passwordBegin": passwordBegin, "passwordFinish": passwordFinish,
+        "rehashPassword": rehashPassword, "importUser": importUser,
     ]
 
     public static var all: [RedisScript] { Array(named.values) }

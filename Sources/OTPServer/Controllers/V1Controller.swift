@@ -4,7 +4,7 @@ import HTTPTypes
 import OTPCore
 import OTPCrypto
 
-/// `/v1/apps/{app_id}/…`: register, login, activate, refresh, revoke, currentuser.
+/// `/v1/apps/{app_id}/…`: register, login (by code or password), activate, refresh, revoke, currentuser.
 /// A thin adapter: decode, call the engine, encode.
 struct V1Controller {
     let engine: OTPEngine
@@ -17,6 +17,7 @@ struct V1Controller {
         let group = router.group("v1/apps/:app_id")
         group.post("register/otp") { request, context in try await send(request, context, mode: .register) }
         group.post("login/otp") { request, context in try await send(request, context, mode: .login) }
+        group.post("login/password", use: loginWithPassword)
         group.post("otp/activate", use: activate)
         group.post("tokens/refresh", use: refresh)
         group.post("tokens/revoke", use: revoke)
@@ -94,6 +95,20 @@ struct V1Controller {
             if engine.apps[appID] != nil { metrics.recordVerification(app: appID, outcome: Self.outcome(error)) }
             throw error
         }
+    }
+
+    struct PasswordBody: Decodable {
+        var identifier: String
+        var password: String
+    }
+
+    @Sendable func loginWithPassword(_ request: Request, _ context: OTPRequestContext) async throws -> Response {
+        let appID = try context.parameters.require("app_id")
+        let body = try await request.decodeJSON(as: PasswordBody.self, context: context)
+        let result = try await engine.signInWithPassword(
+            appID: appID, identifier: body.identifier, password: body.password,
+            clientIP: clientAddress.resolve(request, context: context))
+        return Self.authResponse(result)
     }
 
     static func outcome(_ error: OTPError) -> String {

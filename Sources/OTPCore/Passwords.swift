@@ -1,0 +1,165 @@
+import OTPCrypto
+
+/// Passwords: the policy, password reset by emailed code, and sign-in with a password.
+///
+/// Passwords are stored only as scrypt hashes (`PasswordHasher`, in the user hash's field
+/// `pw`), computed on the hasher's own threads, never on an event loop.
+extension OTPEngine {
+    /// A password is hashed from at most this many bytes (UTF-8): it bounds the work a request
+    /// can ask for, and no person types more.
+    public static let maxPasswordBytes = 1024
+
+    /// The app's policy for a new password: at least `password.min_length` characters, at
+    /// most `maxPasswordBytes` bytes. Throws `invalidPassword` saying which.
+    public func checkNewPassword(_ password: String, appID: String) throws(OTPError) {
+        try checkNewPassword(password, app: app(appID))
+    }
+
+    func checkNewPassword(_ password: String, app: AppPolicy) throws(OTPError) {
+        let minimum = app.config.password.minLength
+        guard password.count >= minimum else {
+            throw .invalidPassword("the password must be at least \(minimum) characters long")
+        }
+        guard password.utf8.count <= Self.maxPasswordBytes else {
+            throw .invalidPassword("the password must be at most \(Self.maxPasswordBytes) bytes long")
+        }
+    }
+
+    /// The stored form of a password (scrypt), computed off the event loop.
+    public func hashPassword(_ password: String) async throws(OTPError) -> String {
+        do {
+            return try await passwordHasher.hash(password)
+        } catch {
+            throw .overloaded
+        }
+    }
+
+    /// The user id of an email address, or `invalidField(email)` for anything else.
+    func emailUser(_ email: String, app: AppPolicy) throws(OTPError) -> String {
+        guard let identifier = Identifier(email), case .email = identifier else {
+            throw .invalidField(name: "email", reason: "must be an email address")
+        }
+        return userID(app: app.id, identifier: identifier)
+    }
+
+    /// What a reset code's hash is bound to: the app, the user and the purpose. The reset API
+    /// names no OTP id (the client sends the email and the code), and a user has one live reset
+    /// code at most, so the code's context needs none.
+    func resetCodeContext(userID: String) -> String { "\(userID).\(Purpose.reset.rawValue)" }
+
+    // MARK: password reset
+
+    /// Emails a reset code to an existing user of the app (`POST /auth/otp` `create`): the
+    /// send path of a v1 login, with the app's quotas (shared with v1), under a purpose of its
+    /// own, so the code signs nobody in and a sign-in code resets no password. An unknown
+    /// address is `userNotFound`, unless the app sets `conceal_unknown_users`.
+    public func sendPasswordReset(appID: String, email: String, clientIP: String?) async throws(OTPError) -> SendResult {
+        _ = try emailUser(email, app: app(appID))
+        return try await send(SendRequest(identifier: email, channel: "email", clientIP: clientIP), appID: appID, mode: .passwordReset)
+    }
+
+    /// Checks a reset code and stores the new password in one atomic step (`validate`). The
+    /// password must meet the policy first (a refusal spends no attempt); the hash is computed
+    /// before the script runs, only when a reset code is pending. Wrong codes count like
+    /// activations: attempts, failures per identifier and per client IP, the lockout. A right
+    /// code is consumed (it cannot be used twice), makes an unverified user active and ends
+    /// every session of the user that started before.
+    public func resetPassword(
+        appID: String, email: String, code: String, newPassword: String, clientIP: String? = nil
+    ) async throws(OTPError) {
+        let app = try app(appID)
+        let userID = try emailUser(email, app: app)
+        try checkNewPassword(newPassword, app: app)
+        // Hashing is the costly part: none for an address without a pending code.
+        guard try await store.hasOTP(app: app.id, userID: userID, purpose: .reset) else { throw .otpNotFound }
+        let taken = try await reserve(failureCounter(app: app, clientIP: clientIP), app: app)
+        let outcome: OTPStore.PasswordResetOutcome
+        do {
+            let hash = try await hashPassword(newPassword)
+            let limits = app.config.limits
+            outcome = try await store.resetPassword(
+                OTPStore.PasswordReset(
+                    app: app.id, userID: userID,
+                    codeHash: codeHash(app: app.id, otpID: resetCodeContext(userID: userID), code: app.normalize(code: code)),
+                    maxAttempts: app.config.otp.maxAttempts, failuresPerHour: limits.failedAttemptsPerIdentifierPerHour,
+                    sendsPerHour: limits.sendsPerIdentifierPerHour, maxConsecutiveFailures: limits.maxConsecutiveFailures,
+                    lockoutSeconds: limits.lockoutSeconds, passwordHash: hash))
+        } catch {
+            await release(taken)
+            throw error
+        }
+        if case .invalid = outcome {} else { await release(taken) }
+        switch outcome {
+        case .reset: return
+        case .notFound: throw .otpNotFound
+        case .invalid(let remaining, let lockedNow):
+            if lockedNow { record(.identifierLocked, app: app, userID: userID, clientIP: clientIP) }
+            throw .invalidOTP(attemptsRemaining: remaining)
+        case .exhausted(let seconds): throw .otpExhausted(retryAfter: seconds)
+        case .identifierLocked(let seconds): throw .identifierLocked(retryAfter: seconds)
+        case .locked(let seconds): throw .tooManyFailures(retryAfter: seconds)
+        }
+    }
+
+    // MARK: sign-in with a password
+
+    /// Signs in with a password (`POST /v1/apps/{app}/login/password`). A wrong password, an
+    /// unknown identifier and an identifier without a password all answer `invalidCredentials`
+    /// after the same work (the latter two verify against a dummy hash), and all count as a
+    /// failure: per identifier per hour (taken before the verification, so concurrent guesses
+    /// never exceed it), per client IP per hour, and in a row (the lockout). A right password
+    /// whose stored hash is below the current scrypt parameters is hashed again and stored.
+    public func signInWithPassword(
+        appID: String, identifier raw: String, password: String, clientIP: String? = nil
+    ) async throws(OTPError) -> AuthResult {
+        let app = try app(appID)
+        guard let identifier = Identifier(raw) else { throw .invalidIdentifier }
+        // Longer than any password the policy lets anyone set: it cannot match.
+        guard password.utf8.count <= Self.maxPasswordBytes else { throw .invalidCredentials }
+        let userID = userID(app: app.id, identifier: identifier)
+        let limits = app.config.limits
+        let tokens = app.config.tokens
+        let taken = try await reserve(failureCounter(app: app, clientIP: clientIP), app: app)
+        let refreshToken = Self.newRefreshToken(userID: userID)
+        let outcome: OTPStore.PasswordSignInOutcome
+        var stored: String?
+        do throws(OTPError) {
+            let attempt = try await store.beginPasswordAttempt(
+                app: app.id, userID: userID, failuresPerHour: limits.failedAttemptsPerIdentifierPerHour)
+            switch attempt {
+            case .proceed(let hash): stored = hash
+            case .identifierLocked(let seconds): throw .identifierLocked(retryAfter: seconds)
+            case .locked(let seconds): throw .tooManyFailures(retryAfter: seconds)
+            }
+            let verdict: OTPStore.PasswordVerdict.Outcome
+            do {
+                verdict = try await passwordHasher.verify(password, against: stored) ? .right : .wrong
+            } catch {
+                verdict = .cancel
+            }
+            outcome = try await store.finishPasswordAttempt(
+                OTPStore.PasswordVerdict(
+                    app: app.id, userID: userID, outcome: verdict, verifiedHash: stored ?? "",
+                    maxConsecutiveFailures: limits.maxConsecutiveFailures, lockoutSeconds: limits.lockoutSeconds,
+                    refreshTokenHash: Self.tokenHash(refreshToken), familyID: Base64URL.encode(SecureRandom.bytes(12)),
+                    refreshTTLSeconds: tokens.refreshTTLSeconds, sessionMaxSeconds: tokens.sessionMaxSeconds))
+        } catch {
+            await release(taken)
+            throw error
+        }
+        if case .wrong = outcome {} else { await release(taken) }
+        switch outcome {
+        case .signedIn(let user, let ttl):
+            // Parameters raised since this hash was made: store a stronger one (once per user).
+            if let stored, passwordHasher.needsRehash(stored), let stronger = try? await passwordHasher.hash(password) {
+                await store.rehashPassword(app: app.id, userID: userID, old: stored, new: stronger)
+            }
+            return authResult(app: app, user: user, refreshToken: refreshToken, refreshTTL: ttl, amr: ["pwd"])
+        case .wrong(let lockedNow):
+            if lockedNow { record(.identifierLocked, app: app, userID: userID, clientIP: clientIP) }
+            throw .invalidCredentials
+        case .identifierLocked(let seconds): throw .identifierLocked(retryAfter: seconds)
+        case .cancelled: throw .overloaded
+        }
+    }
+}
