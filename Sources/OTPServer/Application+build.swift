@@ -1,4 +1,6 @@
 public import Hummingbird
+import HummingbirdCore
+import HummingbirdWebSocket
 public import Logging
 public import OTPCore
 import RedisClient
@@ -25,9 +27,19 @@ public func buildApplication(
         onSecurityEvent: { metrics.recordSecurityEvent(app: $0.app, event: $0.kind.rawValue) })
     let router = buildRouter(configuration: configuration, redis: redis, engine: engine, metrics: metrics)
     extraRoutes(router)
+    let http1 = HTTP1Channel.Configuration(idleTimeout: .seconds(Int64(configuration.server.idleTimeoutSeconds)))
+    // With the hub configured, GET /-/ws upgrades to a WebSocket; every other request is HTTP/1.1 as before.
+    let server: HTTPServerBuilder
+    if let hub = hubController(configuration: configuration, engine: engine, metrics: metrics) {
+        server = .http1WebSocketUpgrade(
+            configuration: .init(http1: http1, ws: .init(maxFrameSize: 4096, autoPing: .enabled(timePeriod: .seconds(30))))
+        ) { request, _, _ in hub.shouldUpgrade(request) }
+    } else {
+        server = .http1(configuration: http1)
+    }
     var app = Application(
         router: router,
-        server: .http1(configuration: .init(idleTimeout: .seconds(Int64(configuration.server.idleTimeoutSeconds)))),
+        server: server,
         configuration: .init(
             address: .hostname(configuration.server.host, port: configuration.server.port),
             serverName: "otpd",
@@ -83,5 +95,16 @@ func buildRouter(
     OperationsController(engine: engine, metrics: metrics).addRoutes(to: router)
     let clientAddress = ClientAddress(trustedProxies: configuration.server.trustedProxies.compactMap(NetworkRange.init))
     V1Controller(engine: engine, metrics: metrics, clientAddress: clientAddress).addRoutes(to: router)
+    ProjectVerifyController(engine: engine, metrics: metrics, clientAddress: clientAddress).addRoutes(to: router)
+    hubController(configuration: configuration, engine: engine, metrics: metrics)?.addRoutes(to: router)
     return router
+}
+
+/// The hub's controller when `surfaces.hub` binds it to an app.
+func hubController(configuration: Configuration, engine: OTPEngine, metrics: ServerMetrics) -> HubController? {
+    guard let hub = configuration.surfaces.hub else { return nil }
+    return HubController(
+        engine: engine, metrics: metrics,
+        clientAddress: ClientAddress(trustedProxies: configuration.server.trustedProxies.compactMap(NetworkRange.init)),
+        appID: hub.app, secureCookie: configuration.mode == .production)
 }

@@ -73,14 +73,7 @@ struct ErrorMiddleware: RouterMiddleware {
         } catch let error as APIError {
             return try error.response(from: request, context: context)
         } catch let error as OTPError {
-            if case .storageFailed(let failure) = error {
-                metrics.recordRedisError(kind: failure.kind.rawValue)
-                if failure.isTransient {
-                    context.logger.warning("Redis unavailable", metadata: ["error": "\(failure)"])
-                } else {
-                    context.logger.error("Redis error", metadata: ["error": "\(failure)"])
-                }
-            }
+            Self.record(error, metrics: metrics, context: context)
             return try APIError(error).response(from: request, context: context)
         } catch let error as HTTPError {
             return try Self.apiError(for: error, request: request).response(from: request, context: context)
@@ -91,6 +84,17 @@ struct ErrorMiddleware: RouterMiddleware {
             context.logger.error("unexpected error", metadata: ["error.type": "\(type(of: error))"])
             return try APIError(.internalServerError, code: "internal_error", "internal error")
                 .response(from: request, context: context)
+        }
+    }
+
+    /// Counts and logs a storage failure (never a code or token: the failure names Redis only).
+    static func record(_ error: OTPError, metrics: ServerMetrics, context: Context) {
+        guard case .storageFailed(let failure) = error else { return }
+        metrics.recordRedisError(kind: failure.kind.rawValue)
+        if failure.isTransient {
+            context.logger.warning("Redis unavailable", metadata: ["error": "\(failure)"])
+        } else {
+            context.logger.error("Redis error", metadata: ["error": "\(failure)"])
         }
     }
 
@@ -112,6 +116,32 @@ struct ErrorMiddleware: RouterMiddleware {
         }
         apiError.headers = error.headers
         return apiError
+    }
+}
+
+/// Gives the routes of a surface with its own error shape (project verify, the hub) their
+/// errors: each failure first becomes its v1 `APIError` (the one mapping of engine errors),
+/// then the surface's `map` turns that into its own shape. Sits inside `ErrorMiddleware`.
+struct SurfaceErrorMiddleware: RouterMiddleware {
+    typealias Context = OTPRequestContext
+    let metrics: ServerMetrics
+    let map: @Sendable (APIError, OTPError?) -> SurfaceError
+
+    func handle(
+        _ request: Request, context: Context, next: (Request, Context) async throws -> Response
+    ) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let error as SurfaceError {
+            throw error
+        } catch let error as APIError {
+            throw map(error, nil)
+        } catch let error as OTPError {
+            ErrorMiddleware.record(error, metrics: metrics, context: context)
+            throw map(APIError(error), error)
+        } catch let error as HTTPError {
+            throw map(ErrorMiddleware.apiError(for: error, request: request), nil)
+        }
     }
 }
 

@@ -17,6 +17,8 @@ struct KeySpace: Sendable {
     func ipFailures(_ app: String, subject: String) -> String { "\(prefix):{\(app):ip:\(subject)}:f" }
     /// An app's SMS and calls this hour (the SMS-pumping ceiling).
     func appCalls(_ app: String) -> String { "\(prefix):{\(app):calls}:q" }
+    /// A hub socket's binding to a session (`socketID` is 22 base64url characters, checked).
+    func hubSocket(_ app: String, socketID: String) -> String { "\(prefix):{\(app):ws:\(socketID)}" }
 }
 
 /// What an OTP is for; it is the first character of an otp_id after the user id, and each
@@ -24,4 +26,7 @@ struct KeySpace: Sendable {
 public enum Purpose: String, Sendable, Hashable {
     /// v1 register and login: activation signs in.
     case auth = "a"
+    /// The hub's `otp.send`: checked by `otp.verify` without being consumed, consumed by
+    /// `otp.set_password`. Never accepted by v1 activate.
+    case hub = "h"
 }

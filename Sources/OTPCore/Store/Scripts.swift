@@ -77,6 +77,39 @@ public enum Scripts {
           for i = 1, #a do d = bit.bor(d, bit.bxor(string.byte(a, i), string.byte(b, i))) end
           return d == 0
         end
+        -- Compares a code with an identifier's OTP (c: otp, quota and user keys, id: the otp id
+        -- after the user id, hash, max attempts, failures and sends per hour, max failures in a
+        -- row, lockout ms), after its guards: attempts left, lockout, hourly failures. A wrong
+        -- code uses one attempt, one hourly failure and one failure in a row; the one that
+        -- reaches the maximum in a row locks the identifier. Returns a refusal, or nil and the
+        -- identifier's quota state when the code is right (nothing changed yet).
+        local function check_code(c)
+          local otp = redis.call('HMGET', c.otp, 'i', 'h', 'a')
+          if not otp[1] or otp[1] ~= c.id then return {'not_found'} end
+          local now = now_ms()
+          local qkey = quota_key(c.user, c.quota)
+          local q = load_quota(qkey)
+          local attempts = tonumber(otp[3])
+          if attempts >= c.max then
+            local sc, sp, e = window(q, now, 'sc', 'sp')
+            return {'exhausted', seconds(math.max(wait_ms(sc, sp, c.sph, e), q.n - now))}
+          end
+          local lockout = lock_wait(q, now)
+          if lockout > 0 then return {'identifier_locked', seconds(lockout)} end
+          local fc, fp, e = window(q, now, 'fc', 'fp')
+          local locked = wait_ms(fc, fp, c.fph, e)
+          if locked > 0 then return {'locked', seconds(locked)} end
+          local sc, sp = window(q, now, 'sc', 'sp')
+          if not same(otp[2], c.hash) then
+            attempts = attempts + 1
+            redis.call('HSET', c.otp, 'a', attempts)
+            local cf, lk, locks = q.cf + 1, q.lk, 0
+            if cf >= c.mcf then lk, cf, locks = now + c.lockms, 0, 1 end
+            save_quota(qkey, c.quota, now, {sc = sc, sp = sp, fc = fc + 1, fp = fp, n = q.n, cf = cf, lk = lk})
+            return {'invalid', c.max - attempts, locks}
+          end
+          return nil, {now = now, qkey = qkey, q = q, sc = sc, sp = sp, fc = fc, fp = fp}
+        end
         local USER_FIELDS = {'\(userFields.joined(separator: "', '"))'}
         -- {'ok', extra, user fields…}
         local function user_reply(key, extra)
@@ -88,10 +121,12 @@ public enum Scripts {
 
         """
 
-    /// Creates (or replaces) the OTP of one identifier, after its quotas.
+    /// Creates (or replaces) the OTP of one identifier, after its quotas. `register` creates an
+    /// unverified user and refuses an active one; `upsert` creates a user when there is none and
+    /// sends to any existing one; `login` needs a user; `login_conceal` answers a decoy without one.
     ///
     /// KEYS: 1 user, 2 otp, 3 own quota, 4 idempotency record (any key of the tag when unused)
-    /// ARGV: 1 clock, 2 mode (register | login | login_conceal), 3 otp id (the part after the
+    /// ARGV: 1 clock, 2 mode (register | upsert | login | login_conceal), 3 otp id (the part after the
     ///       user id), 4 code hash, 5 channel, 6 ttl ms, 7 cooldown ms, 8 sends per hour,
     ///       9 idempotent (1/0), 10 user id, 11 identifier field (email/phone), 12 identifier,
     ///       13 first name, 14 last name, 15 unverified user ttl ms
@@ -111,7 +146,7 @@ public enum Scripts {
             local status = redis.call('HGET', KEYS[1], 'status')
             if mode == 'register' and status == 'active' then return {'exists'} end
             local decoy = false
-            if mode ~= 'register' and not status then
+            if mode ~= 'register' and mode ~= 'upsert' and not status then
               if mode == 'login' then return {'no_user'} end
               decoy = true
             end
@@ -182,56 +217,68 @@ public enum Scripts {
     /// Checks a code. Right: the OTP is consumed, the user activated and signed in, the count of
     /// wrong codes in a row reset, and a refresh token and its family (a session) stored. Wrong:
     /// one attempt, one hourly failure and one consecutive failure used; the one that reaches
-    /// the maximum in a row locks the identifier.
+    /// the maximum in a row locks the identifier. With a proof (the hub's `set_password`), the
+    /// OTP must hold that proof (`otp.verify` stored it) or it answers not found, and the right
+    /// code also stores the given password hash in the user's `pw`.
     ///
     /// KEYS: 1 otp, 2 own quota, 3 user, 4 new refresh token, 5 new family
     /// ARGV: 1 clock, 2 otp id (after the user id), 3 code hash, 4 failures per hour,
     ///       5 refresh ttl s, 6 family id, 7 user id, 8 max attempts, 9 sends per hour,
-    ///       10 max consecutive failures, 11 lockout ms, 12 session max s
+    ///       10 max consecutive failures, 11 lockout ms, 12 session max s,
+    ///       13 proof hash or '', 14 password hash or ''
     /// Returns {'ok', refresh ttl s, user fields…}, {'not_found'},
     ///         {'invalid', attempts remaining, locked now 1/0}, {'exhausted', s until a new code
     ///         may be sent}, {'identifier_locked', s} or {'locked', s}
     public static let activate = RedisScript(
         prelude + """
-            local otp = redis.call('HMGET', KEYS[1], 'i', 'h', 'a')
-            if not otp[1] or otp[1] ~= ARGV[2] then return {'not_found'} end
-            local now = now_ms()
-            local qkey = quota_key(KEYS[3], KEYS[2])
-            local q = load_quota(qkey)
-            local attempts, max = tonumber(otp[3]), tonumber(ARGV[8])
-            if attempts >= max then
-              local sc, sp, e = window(q, now, 'sc', 'sp')
-              return {'exhausted', seconds(math.max(wait_ms(sc, sp, tonumber(ARGV[9]), e), q.n - now))}
-            end
-            local lockout = lock_wait(q, now)
-            if lockout > 0 then return {'identifier_locked', seconds(lockout)} end
-            local fc, fp, e = window(q, now, 'fc', 'fp')
-            local locked = wait_ms(fc, fp, tonumber(ARGV[4]), e)
-            if locked > 0 then return {'locked', seconds(locked)} end
-            local sc, sp = window(q, now, 'sc', 'sp')
-            if not same(otp[2], ARGV[3]) then
-              attempts = attempts + 1
-              redis.call('HSET', KEYS[1], 'a', attempts)
-              local cf, lk, locks = q.cf + 1, q.lk, 0
-              if cf >= tonumber(ARGV[10]) then lk, cf, locks = now + tonumber(ARGV[11]), 0, 1 end
-              save_quota(qkey, KEYS[2], now, {sc = sc, sp = sp, fc = fc + 1, fp = fp, n = q.n, cf = cf, lk = lk})
-              return {'invalid', max - attempts, locks}
-            end
+            if ARGV[13] ~= '' and not same(redis.call('HGET', KEYS[1], 'v'), ARGV[13]) then return {'not_found'} end
+            local refusal, s = check_code({otp = KEYS[1], quota = KEYS[2], user = KEYS[3], id = ARGV[2], hash = ARGV[3],
+              max = tonumber(ARGV[8]), fph = tonumber(ARGV[4]), sph = tonumber(ARGV[9]), mcf = tonumber(ARGV[10]),
+              lockms = tonumber(ARGV[11])})
+            if refusal then return refusal end
             redis.call('DEL', KEYS[1])
             local status = redis.call('HGET', KEYS[3], 'status')
             if not status then return {'not_found'} end
-            if q.cf > 0 then save_quota(qkey, KEYS[2], now, {sc = sc, sp = sp, fc = fc, fp = fp, n = q.n, cf = 0, lk = 0}) end
+            local now = s.now
+            if s.q.cf > 0 then
+              save_quota(s.qkey, KEYS[2], now, {sc = s.sc, sp = s.sp, fc = s.fc, fp = s.fp, n = s.q.n, cf = 0, lk = 0})
+            end
             if status == 'unverified' then
               redis.call('HSET', KEYS[3], 'status', 'active')
               redis.call('PERSIST', KEYS[3])
             end
             redis.call('HSET', KEYS[3], 'last_login_at', math.floor(now / 1000))
+            if ARGV[14] ~= '' then redis.call('HSET', KEYS[3], 'pw', ARGV[14]) end
             local ttl = math.min(tonumber(ARGV[5]), tonumber(ARGV[12]))
             redis.call('HSET', KEYS[4], 'f', ARGV[6], 's', 'a')
             redis.call('EXPIRE', KEYS[4], ttl)
             redis.call('HSET', KEYS[5], 'u', ARGV[7], 't0', now)
             redis.call('EXPIRE', KEYS[5], ttl)
             return user_reply(KEYS[3], ttl)
+            """)
+
+    /// Checks a code without consuming it (the hub's `otp.verify`): the same guards and the same
+    /// accounting of a wrong code as `activate`; a right code stores a proof (the hash of a new
+    /// secret) in the OTP, replacing any earlier one, for `activate` to require. The proof lives
+    /// as long as the OTP.
+    ///
+    /// KEYS: 1 otp, 2 own quota, 3 user
+    /// ARGV: 1 clock, 2 otp id (after the user id), 3 code hash, 4 failures per hour,
+    ///       5 max attempts, 6 sends per hour, 7 max consecutive failures, 8 lockout ms,
+    ///       9 proof hash
+    /// Returns {'ok', expires at (Unix ms)}, {'no_user'}, {'not_found'},
+    ///         {'invalid', attempts remaining, locked now 1/0}, {'exhausted', s},
+    ///         {'identifier_locked', s} or {'locked', s}
+    public static let check = RedisScript(
+        prelude + """
+            if redis.call('EXISTS', KEYS[3]) == 0 then return {'no_user'} end
+            local refusal, s = check_code({otp = KEYS[1], quota = KEYS[2], user = KEYS[3], id = ARGV[2], hash = ARGV[3],
+              max = tonumber(ARGV[5]), fph = tonumber(ARGV[4]), sph = tonumber(ARGV[6]), mcf = tonumber(ARGV[7]),
+              lockms = tonumber(ARGV[8])})
+            if refusal then return refusal end
+            redis.call('HSET', KEYS[1], 'v', ARGV[9])
+            local left = redis.call('PTTL', KEYS[1])
+            return {'ok', s.now + math.max(0, left)}
             """)
 
     /// Rotates a refresh token within its session (family). The presented token is marked
@@ -288,6 +335,35 @@ public enum Scripts {
             return user_reply(KEYS[3], ttl)
             """)
 
+    /// Binds a hub socket to a session (the hash of its cookie) for `ttl` ms, or renews the
+    /// binding while the socket is open. A socket bound to another session stays as it is.
+    ///
+    /// KEYS: 1 socket; ARGV: 1 clock (unused), 2 session hash, 3 ttl ms
+    /// Returns 1 when bound (or renewed), 0 when the socket is bound to another session.
+    public static let bindSocket = RedisScript(
+        prelude + """
+            local bound = redis.call('GET', KEYS[1])
+            if bound and not same(bound, ARGV[2]) then return 0 end
+            redis.call('SET', KEYS[1], ARGV[2], 'PX', tonumber(ARGV[3]))
+            return 1
+            """)
+
+    /// Whether a hub socket is open and bound to a session (constant-time comparison).
+    /// KEYS: 1 socket; ARGV: 1 clock (unused), 2 session hash. Returns 1 or 0.
+    public static let checkSocket = RedisScript(
+        prelude + """
+            return same(redis.call('GET', KEYS[1]), ARGV[2]) and 1 or 0
+            """)
+
+    /// Ends a hub socket's binding (the socket closed). KEYS: 1 socket; ARGV: 1 clock (unused),
+    /// 2 session hash. Returns 1 when a binding of that session was deleted, else 0.
+    public static let closeSocket = RedisScript(
+        prelude + """
+            if not same(redis.call('GET', KEYS[1]), ARGV[2]) then return 0 end
+            redis.call('DEL', KEYS[1])
+            return 1
+            """)
+
     /// Revokes the family of a refresh token. KEYS: 1 token; ARGV: 1 clock, 2 family key prefix.
     /// Returns 1 when a family was revoked, else 0.
     public static let revoke = RedisScript(
@@ -334,8 +410,9 @@ public enum Scripts {
             """)
 
     public static let named: [String: RedisScript] = [
-        "send": send, "cancelSend": cancelSend, "activate": activate, "refresh": refresh, "revoke": revoke,
-        "hourlyCounter": hourlyCounter, "unlock": unlock,
+        "send": send, "cancelSend": cancelSend, "activate": activate, "check": check, "refresh": refresh,
+        "revoke": revoke, "hourlyCounter": hourlyCounter, "unlock": unlock, "bindSocket": bindSocket,
+        "checkSocket": checkSocket, "closeSocket": closeSocket,
     ]
 
     public static var all: [RedisScript] { Array(named.values) }
