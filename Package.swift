@@ -48,7 +48,12 @@ let package = Package(
         ),
         .target(
             name: "OTPCrypto",
-            dependencies: ["COpenSSL"],
+            dependencies: [
+                "COpenSSL",
+                // PasswordHasher's thread pool: scrypt must not run on an event loop.
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
             swiftSettings: swiftSettings
         ),
         .target(
