@@ -165,7 +165,7 @@ extension OTPEngine {
     ) async throws(OTPError) -> AuthResult {
         let app = try app(appID)
         guard Self.isUserID(Substring(userID)) else { throw .userNotFound }
-        try checkPassword(password, app: app)
+        try checkNewPassword(password, app: app)
         guard let suffix = try await store.liveOTP(app: app.id, userID: userID, purpose: .hub) else {
             throw try await store.user(app: app.id, userID: userID) == nil ? .userNotFound : .otpNotFound
         }
@@ -173,22 +173,5 @@ extension OTPEngine {
         return try await activate(
             app: app, userID: userID, purpose: .hub, suffix: suffix, code: Self.normalizeHubCode(code), clientIP: clientIP,
             proofHash: Self.tokenHash(secret), passwordHash: passwordHash)
-    }
-
-    /// The app's password policy (`password.min_length`, at most 1024 bytes).
-    func checkPassword(_ password: String, app: AppPolicy) throws(OTPError) {
-        let minimum = app.config.password.minLength
-        guard password.count >= minimum else {
-            throw .invalidField(name: "password", reason: "must be at least \(minimum) characters")
-        }
-        guard password.utf8.count <= 1024 else { throw .invalidField(name: "password", reason: "is longer than 1024 bytes") }
-    }
-}
-
-extension OTPEngine {
-    /// The stored form of a new password. Placeholder until the shared `PasswordHasher` lands
-    /// (branch issue-11-reset-import): refuses, so no password is ever stored in another form.
-    func hashPassword(_ password: String) async throws(OTPError) -> String {
-        throw .storageFailed(StorageFailure(.failed, "password hashing is not available in this build"))
     }
 }

@@ -1,6 +1,6 @@
 public import Delivery
 public import Logging
-import OTPCrypto
+public import OTPCrypto
 public import RedisClient
 
 /// The engine every API surface shares: sends codes, checks them, issues and rotates tokens.
@@ -18,6 +18,8 @@ public final class OTPEngine: Sendable {
     /// Told of every security event (for metrics), after it is logged.
     let onSecurityEvent: @Sendable (SecurityEvent) -> Void
     let deliveryTimings = DeliveryTimings()
+    /// scrypt on threads of its own (at most one hash per core at once, a bounded queue).
+    public let passwordHasher: PasswordHasher
 
     public convenience init(
         configuration: Configuration, redis: RedisClient,
@@ -42,6 +44,7 @@ public final class OTPEngine: Sendable {
         self.logger = logger
         self.onDelivery = onDelivery
         self.onSecurityEvent = onSecurityEvent
+        self.passwordHasher = PasswordHasher()
     }
 
     public func app(_ id: String) throws(OTPError) -> AppPolicy {

@@ -35,6 +35,10 @@ public enum OTPError: Error, Sendable, Hashable {
     case invalidRefreshToken
     case refreshTokenReused
     case invalidAccessToken(String)
+    /// A new password outside the app's policy (too short, too long): why.
+    case invalidPassword(String)
+    /// Too much password hashing queued: retry shortly (503).
+    case overloaded
     /// The store (Redis) could not be asked, or failed.
     case storageFailed(StorageFailure)
 }

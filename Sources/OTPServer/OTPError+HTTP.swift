@@ -79,6 +79,12 @@ extension APIError {
             self = failure.isTransient
                 ? .serviceUnavailable
                 : APIError(.internalServerError, code: "internal_error", "internal error")
+        case .invalidPassword(let reason):
+            self.init(.badRequest, code: "invalid_password", reason)
+        case .overloaded:
+            self.init(
+                .serviceUnavailable, code: "service_unavailable", "too many passwords are being checked right now; try again shortly",
+                headers: retry(1))
         case .invalidAccessToken(let message):
             self.init(
                 .unauthorized, code: "invalid_token", message,

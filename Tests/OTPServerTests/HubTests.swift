@@ -399,12 +399,16 @@ final class RawHubSocket: @unchecked Sendable {
                         "/-/svc/otp.set_password",
                         ["uid": uid, "code": code, "secret": secret, "password": "long enough", "socket_id": socketID], headers: cookie),
                     401, "wrong-otp")
-                // The wrong code above and this one spend the 3 attempts: the code is dead, even right.
-                check(
-                    try await http.post(
-                        "/-/svc/otp.set_password",
-                        ["uid": uid, "code": wrong, "secret": proof, "password": "long enough", "socket_id": socketID], headers: cookie),
-                    401, "wrong-otp")
+                // A wrong secret spends no attempt (nothing was compared); the wrong code above and
+                // these two spend the 3 attempts: the code is dead, even with the right code.
+                for _ in 0..<2 {
+                    check(
+                        try await http.post(
+                            "/-/svc/otp.set_password",
+                            ["uid": uid, "code": wrong, "secret": proof, "password": "long enough", "socket_id": socketID],
+                            headers: cookie),
+                        401, "wrong-otp")
+                }
                 let dead = try await http.post(
                     "/-/svc/otp.set_password",
                     ["uid": uid, "code": code, "secret": proof, "password": "long enough", "socket_id": socketID], headers: cookie)
