@@ -1,6 +1,7 @@
 public import Hummingbird
 import HummingbirdCore
 import HummingbirdWebSocket
+import NIOCore
 public import Logging
 public import OTPCore
 import RedisClient
@@ -31,9 +32,16 @@ public func buildApplication(
     // With the hub configured, GET /-/ws upgrades to a WebSocket; every other request is HTTP/1.1 as before.
     let server: HTTPServerBuilder
     if let hub = hubController(configuration: configuration, engine: engine, metrics: metrics) {
-        server = .http1WebSocketUpgrade(
-            configuration: .init(http1: http1, ws: .init(maxFrameSize: 4096, autoPing: .enabled(timePeriod: .seconds(30))))
-        ) { request, _, _ in hub.shouldUpgrade(request) }
+        let upgradeConfiguration = HTTP1WebSocketUpgradeChannel.Configuration(
+            http1: http1, ws: .init(maxFrameSize: 4096, autoPing: .enabled(timePeriod: .seconds(30))))
+        let headTimeout = TimeAmount.seconds(Int64(configuration.server.idleTimeoutSeconds))
+        server = HTTPServerBuilder { responder in
+            HeadDeadlineChannel(
+                base: HTTP1WebSocketUpgradeChannel(responder: responder, configuration: upgradeConfiguration) { request, _, _ in
+                    hub.shouldUpgrade(request)
+                },
+                timeout: headTimeout)
+        }
     } else {
         server = .http1(configuration: http1)
     }

@@ -84,11 +84,23 @@ final class RawHubSocket: @unchecked Sendable {
     let head: String
     let firstMessage: String
 
-    init(port: Int, cookie: String? = nil) throws {
-        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard descriptor >= 0 else { throw HubTestError("socket() failed") }
-        (head, firstMessage) = try Self.upgrade(descriptor, port: port, cookie: cookie)
-        fd = descriptor
+    private init(fd: Int32, head: String, firstMessage: String) {
+        self.fd = fd
+        self.head = head
+        self.firstMessage = firstMessage
+    }
+
+    /// Connects and upgrades on a thread of its own: blocking the cooperative pool (two
+    /// threads here) could starve the server's own tasks in this process.
+    static func open(port: Int, cookie: String? = nil) async throws -> RawHubSocket {
+        try await onOwnThread { () -> Result<RawHubSocket, any Error> in
+            Result {
+                let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+                guard descriptor >= 0 else { throw HubTestError("socket() failed") }
+                let (head, firstMessage) = try upgrade(descriptor, port: port, cookie: cookie)
+                return RawHubSocket(fd: descriptor, head: head, firstMessage: firstMessage)
+            }
+        }.get()
     }
 
     private static func upgrade(_ fd: Int32, port: Int, cookie: String?) throws -> (String, String) {
@@ -166,7 +178,7 @@ final class RawHubSocket: @unchecked Sendable {
     @Test func theUpgradeSetsASessionCookieAndTheFirstMessageIsTheSocketID() async throws {
         let harness = try V1Harness { url, prefix in hubYAML(redisURL: url, prefix: prefix) }
         try await harness.run { http in
-            let socket = try RawHubSocket(port: http.port)
+            let socket = try await RawHubSocket.open(port: http.port)
             defer { socket.close() }
             #expect(socket.status == 101, "\(socket.head)")
             let setCookie = try #require(socket.setCookie)
@@ -189,11 +201,11 @@ final class RawHubSocket: @unchecked Sendable {
             #expect(ttl > 0 && ttl <= 60_000)
 
             // A valid cookie is kept (no new one); a malformed one is replaced, never used.
-            let again = try RawHubSocket(port: http.port, cookie: "\(HubController.cookieName)=\(session)")
+            let again = try await RawHubSocket.open(port: http.port, cookie: "\(HubController.cookieName)=\(session)")
             defer { again.close() }
             #expect(again.status == 101)
             #expect(again.setCookie == nil)
-            let forged = try RawHubSocket(port: http.port, cookie: "\(HubController.cookieName)=../../etc/passwd")
+            let forged = try await RawHubSocket.open(port: http.port, cookie: "\(HubController.cookieName)=../../etc/passwd")
             defer { forged.close() }
             #expect(forged.status == 101)
             #expect(forged.session != nil && forged.session != "../../etc/passwd")
@@ -202,6 +214,32 @@ final class RawHubSocket: @unchecked Sendable {
             let plain = try await http.get("/-/ws")
             #expect(plain.status == 426)
             #expect(plain.json["error"] as? String == "upgrade-required")
+        }
+    }
+
+    @Test func aConnectionThatNeverFinishesItsFirstHeadIsClosed() async throws {
+        let harness = try V1Harness { url, prefix in
+            hubYAML(redisURL: url, prefix: prefix).replacingOccurrences(of: "server: {", with: "server: {idle_timeout_seconds: 1, ")
+        }
+        try await harness.run { http in
+            let closedAfter = await onOwnThread { () -> Double? in
+                guard let fd = connectLoopback(port: http.port) else { return nil }
+                defer { Glibc.close(fd) }
+                var timeout = timeval(tv_sec: 5, tv_usec: 0)
+                setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+                let start = Date()
+                _ = "GET /-/ws HTTP/1.1\r\nHost: x\r\n".withCString { send(fd, $0, strlen($0), 0) }
+                var byte: UInt8 = 0
+                // Trickle the rest of the head, one header every 300 ms, until the server closes.
+                for i in 0..<12 {
+                    _ = "X-Slow-\(i): 1\r\n".withCString { send(fd, $0, strlen($0), Int32(MSG_NOSIGNAL)) }
+                    var poll = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+                    if Glibc.poll(&poll, 1, 300) > 0, recv(fd, &byte, 1, 0) <= 0 { return Date().timeIntervalSince(start) }
+                }
+                return nil
+            }
+            let seconds = try #require(closedAfter, "the trickled head was never cut off")
+            #expect(seconds < 2.5)
         }
     }
 
@@ -474,7 +512,7 @@ final class RawHubSocket: @unchecked Sendable {
                 #expect(verify.json["error"] as? String == "no-socket")
 
                 // The raw socket too: closing the TCP connection unbinds it.
-                let raw = try RawHubSocket(port: a.port)
+                let raw = try await RawHubSocket.open(port: a.port)
                 let rawID = try #require(raw.socketID)
                 let rawSession = try #require(raw.session)
                 let open = try await b.post("/-/svc/otp.send", ["email": email, "socket_id": rawID], headers: Self.cookie(rawSession))
@@ -494,7 +532,7 @@ final class RawHubSocket: @unchecked Sendable {
             try await withHubSocket(port: http.port, session: victim) { socketID in
                 let email = Self.email()
                 // The victim's socket id with the attacker's own (valid, open) session.
-                let attacker = try RawHubSocket(port: http.port)
+                let attacker = try await RawHubSocket.open(port: http.port)
                 defer { attacker.close() }
                 let attackerSession = try #require(attacker.session)
                 let stolen = try await http.post("/-/svc/otp.send", ["email": email, "socket_id": socketID], headers: Self.cookie(attackerSession))
