@@ -166,12 +166,17 @@ extension OTPEngine {
         let app = try app(appID)
         guard Self.isUserID(Substring(userID)) else { throw .userNotFound }
         try checkNewPassword(password, app: app)
-        guard let suffix = try await store.liveOTP(app: app.id, userID: userID, purpose: .hub) else {
+        guard let live = try await store.liveOTP(app: app.id, userID: userID, purpose: .hub) else {
             throw try await store.user(app: app.id, userID: userID) == nil ? .userNotFound : .otpNotFound
+        }
+        // A secret otp.verify did not answer costs no scrypt (the script checks it again, atomically).
+        let proofHash = Self.tokenHash(secret)
+        guard let stored = live.proofHash, Digest.constantTimeEquals(Array(stored.utf8), Array(proofHash.utf8)) else {
+            throw .otpNotFound
         }
         let passwordHash = try await hashPassword(password)
         return try await activate(
-            app: app, userID: userID, purpose: .hub, suffix: suffix, code: Self.normalizeHubCode(code), clientIP: clientIP,
-            proofHash: Self.tokenHash(secret), passwordHash: passwordHash)
+            app: app, userID: userID, purpose: .hub, suffix: live.suffix, code: Self.normalizeHubCode(code), clientIP: clientIP,
+            proofHash: proofHash, passwordHash: passwordHash)
     }
 }

@@ -64,7 +64,7 @@ extension OTPEngine {
         let app = try app(appID)
         guard let identifier = Identifier(raw) else { throw .invalidIdentifier }
         let userID = userID(app: app.id, identifier: identifier)
-        guard let suffix = try await store.liveOTP(app: app.id, userID: userID, purpose: .auth) else { throw .otpNotFound }
+        guard let suffix = try await store.liveOTP(app: app.id, userID: userID, purpose: .auth)?.suffix else { throw .otpNotFound }
         // Replaced between the look-up and the check: the script answers not found.
         return try await activate(
             app: app, userID: userID, purpose: .auth, suffix: suffix, code: app.normalize(code: code), clientIP: clientIP)

@@ -226,12 +226,21 @@ struct OTPStore: Sendable {
         }
     }
 
-    /// The live OTP of a user for a purpose: its id after `userID.`, or nil when there is none.
-    /// (Surfaces that name the identifier rather than the otp_id look it up, then activate.)
-    func liveOTP(app: String, userID: String, purpose: Purpose) async throws(OTPError) -> String? {
+    /// A user's live OTP of one purpose, as a surface that names the identifier (not the otp_id)
+    /// finds it before activating it.
+    struct LiveOTP: Sendable, Hashable {
+        /// The otp_id after `userID.`.
+        var suffix: String
+        /// The hub's proof (`otp.verify`'s secret, hashed), when there is one.
+        var proofHash: String?
+    }
+
+    /// The live OTP of a user for a purpose, or nil when there is none.
+    func liveOTP(app: String, userID: String, purpose: Purpose) async throws(OTPError) -> LiveOTP? {
         let key = keys.otp(app, userID, purpose: purpose)
-        let reply = try await storage { try await redis.send(["HGET", RedisArgument(key), "i"]) }
-        return reply.string
+        let reply = try await storage { try await redis.send(["HMGET", RedisArgument(key), "i", "v"]) }
+        guard let fields = reply.array, fields.count == 2, let suffix = fields[0].string else { return nil }
+        return LiveOTP(suffix: suffix, proofHash: fields[1].string)
     }
 
     /// A code checked without consuming it, under the same guards as `Activation`.
