@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds otpd and runs the whole test suite against a throwaway Redis on a free port, then the
-# engine's tests (OTPStore and the v1 API) a second time against a throwaway local Redis
+# engine's tests (OTPStore, the v1 API, project verify and the hub) a second time against a throwaway local Redis
 # Cluster (3 masters + 3 replicas, scripts/cluster.sh). The cluster client's own tests
 # (RedisClientTests) use that cluster in the first run. Last, scripts/fuzz.sh: schemathesis
 # against a live otpd and openapi.yaml.
@@ -41,9 +41,9 @@ echo "==> tests ran in $(( $(date +%s) - start ))s"
 if (($# == 0)); then
   # The tests that use KEYS, SCAN or their own redis-server stay cluster-safe or standalone
   # by construction (see TestRedis.allKeys and the comments at those tests).
-  echo "==> swift test (Redis Cluster): OTPCoreTests, V1Tests, GuardTests"
+  echo "==> swift test (Redis Cluster): OTPCoreTests, V1Tests, GuardTests, ProjectVerifyTests, HubTests"
   start=$(date +%s)
-  OTPD_TEST_REDIS_MODE=cluster swift test --skip-build --filter "OTPCoreTests|V1Tests|GuardTests"
+  OTPD_TEST_REDIS_MODE=cluster swift test --skip-build --filter "OTPCoreTests|V1Tests|GuardTests|ProjectVerifyTests|HubTests"
   echo "==> cluster tests ran in $(( $(date +%s) - start ))s"
 
   scripts/fuzz.sh "$OTPD_TEST_REDIS_URL"

@@ -47,8 +47,10 @@ public final class OTPEngine: Sendable {
         self.passwordHasher = PasswordHasher()
     }
 
+    /// The app `id` names, if it exists and is enabled.
     public func app(_ id: String) throws(OTPError) -> AppPolicy {
         guard let app = apps[id] else { throw .appNotFound(id) }
+        guard app.config.enabled else { throw .appDisabled(id) }
         return app
     }
 

@@ -8,6 +8,8 @@ extension APIError {
         switch error {
         case .appNotFound(let id):
             self.init(.notFound, code: "app_not_found", "no app has the id '\(id)'")
+        case .appDisabled(let id):
+            self.init(.forbidden, code: "app_disabled", "the app '\(id)' is disabled")
         case .invalidIdentifier:
             self.init(
                 .badRequest, code: "invalid_identifier",
@@ -96,8 +98,8 @@ extension APIError {
 extension SurfaceError {
     /// Project verify: the v1 status and code of each failure (the codes are the same snake_case
     /// words), except that a wrong, expired or missing code is 401 `invalid_otp`, an unknown
-    /// `projectId` is 404 `project_not_found`, and a new identifier on a project with closed
-    /// registration is 403 `registration_closed`.
+    /// `projectId` is 404 `project_not_found`, a disabled one 403 `project_disabled`, and a new
+    /// identifier on a project with closed registration is 403 `registration_closed`.
     static func projectVerify(_ error: APIError, _ cause: OTPError?) -> SurfaceError {
         var mapped = SurfaceError(
             shape: .projectVerify, status: error.status, code: error.code, message: error.message, headers: error.headers)
@@ -106,6 +108,8 @@ extension SurfaceError {
             (mapped.status, mapped.code, mapped.message) = (.unauthorized, "invalid_otp", "the code is wrong or expired")
         case .appNotFound(let id)?:
             (mapped.code, mapped.message) = ("project_not_found", "no project has the id '\(id)'")
+        case .appDisabled(let id)?:
+            (mapped.code, mapped.message) = ("project_disabled", "the project '\(id)' is disabled")
         case .userNotFound?:
             // send on a project whose registration is closed, for an identifier it does not know
             (mapped.status, mapped.code, mapped.message) = (
@@ -137,6 +141,7 @@ extension SurfaceError {
         case .otpExhausted?, .tooManyFailures?, .tooManyFailuresFromIP?, .identifierLocked?:
             return make(.tooManyRequests, "too-many-attempts", error.message)
         case .deliveryFailed?: return make(.internalServerError, "INTERNAL_ERROR", "the code could not be delivered")
+        case .appDisabled?: return make(.forbidden, "disabled", "the hub's app is disabled")
         default: break
         }
         switch error.status.code {

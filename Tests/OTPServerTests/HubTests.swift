@@ -21,7 +21,8 @@ import Glibc
 /// The v1 test apps plus `hub` (open registration, 3 attempts, the hub's app) and `hubclosed`
 /// (closed registration); `surfaces.hub` binds the hub to `hubApp`. `email` overrides the
 /// email gateway (a dead one, to see a failed delivery).
-func hubYAML(redisURL: String, prefix: String, hubApp: String = "hub", email: String? = nil) -> String {
+/// `redisURL` nil: the shared test Redis, standalone or cluster as this run says.
+func hubYAML(redisURL: String?, prefix: String, hubApp: String = "hub", email: String? = nil) -> String {
     var yaml = v1YAML(redisURL: redisURL, prefix: prefix)
     if let email { yaml = yaml.replacingOccurrences(of: "  email: {provider: log}", with: "  email: \(email)") }
     return yaml + """
@@ -162,7 +163,9 @@ final class RawHubSocket: @unchecked Sendable {
 
 @Suite struct HubTests {
     static func cookie(_ session: String) -> [String: String] { ["Cookie": "\(HubController.cookieName)=\(session)"] }
-    static func email() -> String { "hub-\(UUID().uuidString.prefix(8).lowercased())@example.com" }
+    /// Letters only: the log capture finds an 8-character code as the first such word, and a
+    /// run of digits in the address (logged after the message) must not look like one.
+    static func email() -> String { "hub-\(String((0..<12).map { _ in "abcdefghijklmnopqrstuvwxyz".randomElement()! }))@example.com" }
 
     /// Polls until `socketID` is no longer bound (the server saw the close), at most 5 s.
     static func waitUntilClosed(_ http: HTTP, session: String, socketID: String) async throws {
@@ -176,7 +179,7 @@ final class RawHubSocket: @unchecked Sendable {
     }
 
     @Test func theUpgradeSetsASessionCookieAndTheFirstMessageIsTheSocketID() async throws {
-        let harness = try V1Harness { url, prefix in hubYAML(redisURL: url, prefix: prefix) }
+        let harness = try V1Harness { _, prefix in hubYAML(redisURL: nil, prefix: prefix) }
         try await harness.run { http in
             let socket = try await RawHubSocket.open(port: http.port)
             defer { socket.close() }
@@ -218,8 +221,8 @@ final class RawHubSocket: @unchecked Sendable {
     }
 
     @Test func aConnectionThatNeverFinishesItsFirstHeadIsClosed() async throws {
-        let harness = try V1Harness { url, prefix in
-            hubYAML(redisURL: url, prefix: prefix).replacingOccurrences(of: "server: {", with: "server: {idle_timeout_seconds: 1, ")
+        let harness = try V1Harness { _, prefix in
+            hubYAML(redisURL: nil, prefix: prefix).replacingOccurrences(of: "server: {", with: "server: {idle_timeout_seconds: 1, ")
         }
         try await harness.run { http in
             let closedAfter = await onOwnThread { () -> Double? in
@@ -231,15 +234,16 @@ final class RawHubSocket: @unchecked Sendable {
                 _ = "GET /-/ws HTTP/1.1\r\nHost: x\r\n".withCString { send(fd, $0, strlen($0), 0) }
                 var byte: UInt8 = 0
                 // Trickle the rest of the head, one header every 300 ms, until the server closes.
-                for i in 0..<12 {
+                for i in 0..<20 {
                     _ = "X-Slow-\(i): 1\r\n".withCString { send(fd, $0, strlen($0), Int32(MSG_NOSIGNAL)) }
                     var poll = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
                     if Glibc.poll(&poll, 1, 300) > 0, recv(fd, &byte, 1, 0) <= 0 { return Date().timeIntervalSince(start) }
                 }
                 return nil
             }
+            // idle_timeout_seconds is 1; the margin is for a loaded machine (never closed: nil).
             let seconds = try #require(closedAfter, "the trickled head was never cut off")
-            #expect(seconds < 2.5)
+            #expect(seconds < 4.5)
         }
     }
 
@@ -262,7 +266,7 @@ final class RawHubSocket: @unchecked Sendable {
     }
 
     @Test func sendVerifyAndSetPasswordOverARealWebSocket() async throws {
-        let harness = try V1Harness { url, prefix in hubYAML(redisURL: url, prefix: prefix) }
+        let harness = try V1Harness { _, prefix in hubYAML(redisURL: nil, prefix: prefix) }
         try await harness.run { http in
             let session = OTPEngine.newHubSession()
             try await withHubSocket(port: http.port, session: session) { socketID in
@@ -359,7 +363,7 @@ final class RawHubSocket: @unchecked Sendable {
     }
 
     @Test func everyErrorOfTheHubRoutes() async throws {
-        let harness = try V1Harness { url, prefix in hubYAML(redisURL: url, prefix: prefix) }
+        let harness = try V1Harness { _, prefix in hubYAML(redisURL: nil, prefix: prefix) }
         try await harness.run { http in
             let session = OTPEngine.newHubSession()
             try await withHubSocket(port: http.port, session: session) { socketID in
@@ -457,7 +461,7 @@ final class RawHubSocket: @unchecked Sendable {
     }
 
     @Test func noUserOnAClosedAppAndInternalErrorWhenTheCodeCannotBeDelivered() async throws {
-        let closed = try V1Harness { url, prefix in hubYAML(redisURL: url, prefix: prefix, hubApp: "hubclosed") }
+        let closed = try V1Harness { _, prefix in hubYAML(redisURL: nil, prefix: prefix, hubApp: "hubclosed") }
         try await closed.run { http in
             let session = OTPEngine.newHubSession()
             try await withHubSocket(port: http.port, session: session) { socketID in
@@ -466,8 +470,8 @@ final class RawHubSocket: @unchecked Sendable {
                 #expect(reply.json["error"] as? String == "no-user")
             }
         }
-        let dead = try V1Harness { url, prefix in
-            hubYAML(redisURL: url, prefix: prefix, email: #"{provider: webhook, url: "http://127.0.0.1:9/hook", secret: "webhook-secret-0123456789"}"#)
+        let dead = try V1Harness { _, prefix in
+            hubYAML(redisURL: nil, prefix: prefix, email: #"{provider: webhook, url: "http://127.0.0.1:9/hook", secret: "webhook-secret-0123456789"}"#)
         }
         try await dead.run { http in
             let session = OTPEngine.newHubSession()
@@ -480,7 +484,7 @@ final class RawHubSocket: @unchecked Sendable {
     }
 
     @Test func aSocketOpenedOnOneReplicaIsAcceptedByAnotherAndRefusedOnceClosed() async throws {
-        let harness = try V1Harness { url, prefix in hubYAML(redisURL: url, prefix: prefix) }
+        let harness = try V1Harness { _, prefix in hubYAML(redisURL: nil, prefix: prefix) }
         // Two replicas: two applications on one Redis and one key prefix.
         let replicaA = try buildApplication(configuration: harness.configuration, logger: harness.capture.logger)
         let replicaB = try buildApplication(configuration: harness.configuration, logger: harness.capture.logger)
@@ -526,7 +530,7 @@ final class RawHubSocket: @unchecked Sendable {
     }
 
     @Test func anotherSessionsSocketAndForgedIdsAreRefused() async throws {
-        let harness = try V1Harness { url, prefix in hubYAML(redisURL: url, prefix: prefix) }
+        let harness = try V1Harness { _, prefix in hubYAML(redisURL: nil, prefix: prefix) }
         try await harness.run { http in
             let victim = OTPEngine.newHubSession()
             try await withHubSocket(port: http.port, session: victim) { socketID in
@@ -563,7 +567,7 @@ final class RawHubSocket: @unchecked Sendable {
     }
 
     @Test func racingWrongCodesAreCountedAndMaxAttemptsHolds() async throws {
-        let harness = try V1Harness { url, prefix in hubYAML(redisURL: url, prefix: prefix) }
+        let harness = try V1Harness { _, prefix in hubYAML(redisURL: nil, prefix: prefix) }
         try await harness.run { http in
             let session = OTPEngine.newHubSession()
             try await withHubSocket(port: http.port, session: session) { socketID in

@@ -129,6 +129,31 @@ import Testing
         }
     }
 
+    @Test func aDisabledProjectIs403OnEverySurface() async throws {
+        let harness = try V1Harness { _, prefix in
+            v1YAML(redisURL: nil, prefix: prefix) + """
+
+                  - id: off
+                    channels: [email]
+                    enabled: false
+                    tokens: {keys: [\(testJWTKey)]}
+                """
+        }
+        try await harness.run { http in
+            let identifier = "pv-off-\(UUID().uuidString.prefix(8).lowercased())@example.com"
+            let send = try await http.post("/api/auth/otp/send", ["identifier": identifier, "projectId": "off"])
+            #expect(send.status == 403)
+            #expect(send.body == #"{"message":"the project 'off' is disabled","code":"project_disabled"}"#)
+            let verify = try await http.post("/api/auth/otp/verify", ["identifier": identifier, "otp": "123456", "projectId": "off"])
+            #expect(verify.status == 403)
+            #expect(verify.json["code"] as? String == "project_disabled")
+            let v1 = try await http.post("/v1/apps/off/register/otp", ["identifier": identifier])
+            #expect(v1.status == 403)
+            #expect(v1.code == "app_disabled")
+            #expect(harness.capture.deliveries(to: identifier).isEmpty)
+        }
+    }
+
     @Test func aVerifiedCodeCannotBeUsedTwiceEvenConcurrently() async throws {
         let harness = try V1Harness()
         try await harness.run { http in
