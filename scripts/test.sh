@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds otpd and runs the whole test suite against a throwaway Redis on a free port, then the
-# engine's tests (OTPStore, the v1 API, passwords and the import) a second time against a throwaway local Redis
+# engine's tests (OTPStore, the v1 API, passwords, the import, project verify and the hub) a second time against a throwaway local Redis
 # Cluster (3 masters + 3 replicas, scripts/cluster.sh). The cluster client's own tests
 # (RedisClientTests) use that cluster in the first run. Last, scripts/fuzz.sh: schemathesis
 # against a live otpd and openapi.yaml.
@@ -52,9 +52,9 @@ echo "==> tests ran in $(( $(date +%s) - start ))s"
 if (($# == 0)); then
   # The tests that use KEYS, SCAN or their own redis-server stay cluster-safe or standalone
   # by construction (see TestRedis.allKeys and the comments at those tests).
-  echo "==> swift test (Redis Cluster): OTPCoreTests, V1Tests, GuardTests, PasswordTests, ImportTests"
+  echo "==> swift test (Redis Cluster): OTPCoreTests, V1Tests, GuardTests, PasswordTests, ImportTests, ProjectVerifyTests, HubTests"
   start=$(date +%s)
-  OTPD_TEST_REDIS_MODE=cluster swift test --skip-build --filter "OTPCoreTests|V1Tests|GuardTests|PasswordTests|ImportTests"
+  OTPD_TEST_REDIS_MODE=cluster swift test --skip-build --filter "OTPCoreTests|V1Tests|GuardTests|PasswordTests|ImportTests|ProjectVerifyTests|HubTests"
   echo "==> cluster tests ran in $(( $(date +%s) - start ))s"
 
   scripts/fuzz.sh "$OTPD_TEST_REDIS_URL"

@@ -355,6 +355,8 @@ public struct Configuration: Sendable, Decodable {
         public var redirectURL: String
         public var channels: [DeliveryChannel]
         public var registration: Registration
+        /// False: every route of every surface refuses the app (403), its users and data kept.
+        public var enabled: Bool
         public var concealUnknownUsers: Bool
         public var defaultLanguage: String
         public var otp: OTP
@@ -366,7 +368,7 @@ public struct Configuration: Sendable, Decodable {
         public var fallback: [DeliveryChannel: DeliveryChannel]
 
         enum CodingKeys: String, CodingKey, CaseIterable {
-            case id, name, channels, registration, otp, limits, tokens, password, templates, fallback
+            case id, name, channels, registration, enabled, otp, limits, tokens, password, templates, fallback
             case redirectURL = "redirect_url"
             case concealUnknownUsers = "conceal_unknown_users"
             case defaultLanguage = "default_language"
@@ -380,6 +382,7 @@ public struct Configuration: Sendable, Decodable {
             redirectURL = try c.value(.redirectURL, default: "/")
             channels = try c.value(.channels, default: [.email, .sms])
             registration = try c.value(.registration, default: .open)
+            enabled = try c.value(.enabled, default: true)
             concealUnknownUsers = try c.value(.concealUnknownUsers, default: false)
             defaultLanguage = try c.value(.defaultLanguage, default: "en")
             otp = try c.value(.otp, default: OTP())

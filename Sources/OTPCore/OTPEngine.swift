@@ -66,8 +66,10 @@ public final class OTPEngine: Sendable {
         self.passwordHasher = PasswordHasher()
     }
 
+    /// The app `id` names, if it exists and is enabled.
     public func app(_ id: String) throws(OTPError) -> AppPolicy {
         guard let app = apps[id] else { throw .appNotFound(id) }
+        guard app.config.enabled else { throw .appDisabled(id) }
         return app
     }
 
@@ -104,6 +106,10 @@ public final class OTPEngine: Sendable {
         case login
         /// A password-reset code (`POST /auth/otp`): like login, under the purpose `reset`.
         case passwordReset
+        /// Project verify and the hub: like register for a new identifier when the app's
+        /// registration is open (an unverified user is created), otherwise like login; an
+        /// existing user, verified or not, gets a code.
+        case signIn
     }
 
     public struct SendRequest: Sendable {
@@ -144,11 +150,24 @@ public final class OTPEngine: Sendable {
     public func send(_ request: SendRequest, appID: String, mode: SendMode) async throws(OTPError) -> SendResult {
         let app = try app(appID)
         guard let identifier = Identifier(request.identifier) else { throw .invalidIdentifier }
+        let code = SecureRandom.code(length: app.config.otp.length, alphabet: app.alphabet)
+        let purpose: Purpose = mode == .passwordReset ? .reset : .auth
+        let suffix = "\(purpose.rawValue)\(Base64URL.encode(SecureRandom.bytes(16)))"
+        return try await send(request, identifier: identifier, app: app, mode: mode, purpose: purpose, suffix: suffix, code: code)
+    }
+
+    /// The send every surface shares; `suffix` is the otp_id after the user id (its first
+    /// character the purpose), `code` the code to deliver.
+    func send(
+        _ request: SendRequest, identifier: Identifier, app: AppPolicy, mode: SendMode, purpose: Purpose, suffix: String,
+        code: String
+    ) async throws(OTPError) -> SendResult {
         let channel = try resolveChannel(request.channel, identifier: identifier, app: app)
         try checkNames(request)
         if mode == .register, app.config.registration != .open { throw .registrationClosed }
-        let code = SecureRandom.code(length: app.config.otp.length, alphabet: app.alphabet)
-        let otp = newOTP(request, identifier: identifier, channel: channel, app: app, mode: mode, code: code)
+        let otp = newOTP(
+            request, identifier: identifier, channel: channel, app: app, mode: storeMode(mode, app: app), purpose: purpose,
+            suffix: suffix, code: code)
         let taken = try await reserve(sendCounters(channel: channel, app: app, clientIP: request.clientIP), app: app)
         let outcome: OTPStore.SendOutcome
         do {
@@ -206,18 +225,25 @@ public final class OTPEngine: Sendable {
         }
     }
 
+    /// How the store treats the user for a send in `mode`.
+    func storeMode(_ mode: SendMode, app: AppPolicy) -> OTPStore.SendMode {
+        switch mode {
+        case .register: return .register
+        case .signIn where app.config.registration == .open: return .upsert
+        case .login, .signIn, .passwordReset: return app.config.concealUnknownUsers ? .loginConcealed : .login
+        }
+    }
+
     func newOTP(
         _ request: SendRequest, identifier: Identifier, channel: DeliveryChannel, app: AppPolicy,
-        mode: SendMode, code: String
+        mode: OTPStore.SendMode, purpose: Purpose, suffix: String, code: String
     ) -> OTPStore.NewOTP {
         let userID = userID(app: app.id, identifier: identifier)
-        let purpose: Purpose = mode == .passwordReset ? .reset : .auth
-        let suffix = "\(purpose.rawValue)\(Base64URL.encode(SecureRandom.bytes(16)))"
         let context = purpose == .reset ? resetCodeContext(userID: userID) : "\(userID).\(suffix)"
         return OTPStore.NewOTP(
             app: app.id, userID: userID, purpose: purpose, suffix: suffix,
             codeHash: codeHash(app: app.id, otpID: context, code: code), channel: channel,
-            mode: mode == .register ? .register : (app.config.concealUnknownUsers ? .loginConcealed : .login),
+            mode: mode,
             identifier: identifier, firstName: request.firstName ?? "", lastName: request.lastName ?? "",
             ttlSeconds: app.config.otp.ttlSeconds, cooldownSeconds: app.config.otp.resendCooldownSeconds,
             sendsPerHour: app.config.limits.sendsPerIdentifierPerHour,

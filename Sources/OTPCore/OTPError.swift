@@ -3,6 +3,8 @@
 /// through it.
 public enum OTPError: Error, Sendable, Hashable {
     case appNotFound(String)
+    /// The app exists but is switched off (`enabled: false`).
+    case appDisabled(String)
     case invalidIdentifier
     /// A request field out of bounds (a name over 100 characters, a control character): its name.
     case invalidField(name: String, reason: String)

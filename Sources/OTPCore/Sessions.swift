@@ -53,14 +53,37 @@ extension OTPEngine {
     public func activate(appID: String, otpID: String, code: String, clientIP: String? = nil) async throws(OTPError) -> AuthResult {
         let app = try app(appID)
         guard let (userID, purpose) = Self.parseOTPID(otpID), purpose == .auth else { throw .otpNotFound }
+        return try await activate(
+            app: app, userID: userID, purpose: purpose, suffix: String(otpID.dropFirst(userID.count + 1)),
+            code: app.normalize(code: code), clientIP: clientIP)
+    }
+
+    /// Project verify: checks the code of the identifier's live sign-in OTP (the one its last
+    /// send created), exactly as `activate` with that OTP's id would. No live OTP: `otpNotFound`.
+    public func activate(appID: String, identifier raw: String, code: String, clientIP: String? = nil) async throws(OTPError) -> AuthResult {
+        let app = try app(appID)
+        guard let identifier = Identifier(raw) else { throw .invalidIdentifier }
+        let userID = userID(app: app.id, identifier: identifier)
+        guard let suffix = try await store.liveOTP(app: app.id, userID: userID, purpose: .auth)?.suffix else { throw .otpNotFound }
+        // Replaced between the look-up and the check: the script answers not found.
+        return try await activate(
+            app: app, userID: userID, purpose: .auth, suffix: suffix, code: app.normalize(code: code), clientIP: clientIP)
+    }
+
+    /// The activation every surface shares. `code` is normalised already; `proofHash` and
+    /// `passwordHash` are the hub's `set_password` (see `OTPStore.Activation`).
+    func activate(
+        app: AppPolicy, userID: String, purpose: Purpose, suffix: String, code: String, clientIP: String?,
+        proofHash: String? = nil, passwordHash: String? = nil
+    ) async throws(OTPError) -> AuthResult {
         let refreshToken = Self.newRefreshToken(userID: userID)
         let taken = try await reserve(failureCounter(app: app, clientIP: clientIP), app: app)
         let outcome: OTPStore.ActivateOutcome
         do {
             outcome = try await store.activate(
                 OTPStore.Activation(
-                    app: app.id, userID: userID, purpose: purpose, suffix: String(otpID.dropFirst(userID.count + 1)),
-                    codeHash: codeHash(app: app.id, otpID: otpID, code: app.normalize(code: code)),
+                    app: app.id, userID: userID, purpose: purpose, suffix: suffix,
+                    codeHash: codeHash(app: app.id, otpID: "\(userID).\(suffix)", code: code),
                     maxAttempts: app.config.otp.maxAttempts,
                     failuresPerHour: app.config.limits.failedAttemptsPerIdentifierPerHour,
                     sendsPerHour: app.config.limits.sendsPerIdentifierPerHour,
@@ -68,7 +91,8 @@ extension OTPEngine {
                     lockoutSeconds: app.config.limits.lockoutSeconds,
                     refreshTokenHash: Self.tokenHash(refreshToken), familyID: Base64URL.encode(SecureRandom.bytes(12)),
                     refreshTTLSeconds: app.config.tokens.refreshTTLSeconds,
-                    sessionMaxSeconds: app.config.tokens.sessionMaxSeconds))
+                    sessionMaxSeconds: app.config.tokens.sessionMaxSeconds, proofHash: proofHash,
+                    passwordHash: passwordHash))
         } catch {
             await release(taken)
             throw error

@@ -45,3 +45,36 @@ public struct APIError: HTTPResponseError, Sendable {
         .serviceUnavailable, code: "service_unavailable", "a dependency (Redis) is unavailable; try again shortly",
         headers: [.retryAfter: "1"])
 }
+
+/// An error of a surface with its own body shape: project verify's `{"message", "code"}`, the
+/// hub's `{"error", "message"}`. Built from the v1 `APIError` of the same failure by the
+/// surface's mapping in `OTPError+HTTP.swift`.
+struct SurfaceError: HTTPResponseError, Sendable {
+    enum Shape: Sendable {
+        /// `{"message", "code"}`
+        case projectVerify
+        /// `{"error", "message"}`
+        case hub
+    }
+
+    var shape: Shape
+    var status: HTTPResponse.Status
+    var code: String
+    var message: String
+    var headers: HTTPFields = [:]
+
+    func response(from request: Request, context: some RequestContext) throws -> Response {
+        var json = JSONWriter()
+        switch shape {
+        case .projectVerify:
+            json.field("message", message)
+            json.field("code", code)
+        case .hub:
+            json.field("error", code)
+            json.field("message", message)
+        }
+        var headers = self.headers
+        headers[.contentType] = "application/json; charset=utf-8"
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: json.finish())))
+    }
+}

@@ -1,4 +1,7 @@
 public import Hummingbird
+import HummingbirdCore
+import HummingbirdWebSocket
+import NIOCore
 public import Logging
 public import OTPCore
 public import RedisClient
@@ -27,9 +30,26 @@ public func buildApplication(
     let router = buildRouter(
         configuration: configuration, redis: redis, engine: engine, metrics: metrics, replies: replies, logger: logger)
     extraRoutes(router)
+    let http1 = HTTP1Channel.Configuration(idleTimeout: .seconds(Int64(configuration.server.idleTimeoutSeconds)))
+    // With the hub configured, GET /-/ws upgrades to a WebSocket; every other request is HTTP/1.1 as before.
+    let server: HTTPServerBuilder
+    if let hub = hubController(configuration: configuration, engine: engine, metrics: metrics) {
+        let upgradeConfiguration = HTTP1WebSocketUpgradeChannel.Configuration(
+            http1: http1, ws: .init(maxFrameSize: 4096, autoPing: .enabled(timePeriod: .seconds(30))))
+        let headTimeout = TimeAmount.seconds(Int64(configuration.server.idleTimeoutSeconds))
+        server = HTTPServerBuilder { responder in
+            HeadDeadlineChannel(
+                base: HTTP1WebSocketUpgradeChannel(responder: responder, configuration: upgradeConfiguration) { request, _, _ in
+                    hub.shouldUpgrade(request)
+                },
+                timeout: headTimeout)
+        }
+    } else {
+        server = .http1(configuration: http1)
+    }
     var app = Application(
         router: router,
-        server: .http1(configuration: .init(idleTimeout: .seconds(Int64(configuration.server.idleTimeoutSeconds)))),
+        server: server,
         configuration: .init(
             address: .hostname(configuration.server.host, port: configuration.server.port),
             serverName: "otpd",
@@ -105,5 +125,16 @@ func buildRouter(
         PasswordResetController(engine: engine, appID: reset.app, metrics: metrics, clientAddress: clientAddress)
             .addRoutes(to: router)
     }
+    ProjectVerifyController(engine: engine, metrics: metrics, clientAddress: clientAddress).addRoutes(to: router)
+    hubController(configuration: configuration, engine: engine, metrics: metrics)?.addRoutes(to: router)
     return router
+}
+
+/// The hub's controller when `surfaces.hub` binds it to an app.
+func hubController(configuration: Configuration, engine: OTPEngine, metrics: ServerMetrics) -> HubController? {
+    guard let hub = configuration.surfaces.hub else { return nil }
+    return HubController(
+        engine: engine, metrics: metrics,
+        clientAddress: ClientAddress(trustedProxies: configuration.server.trustedProxies.compactMap(NetworkRange.init)),
+        appID: hub.app, secureCookie: configuration.mode == .production)
 }

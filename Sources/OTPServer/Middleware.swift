@@ -73,7 +73,7 @@ struct ErrorMiddleware: RouterMiddleware {
         } catch let error as APIError {
             return try error.response(from: request, context: context)
         } catch let error as OTPError {
-            if case .storageFailed(let failure) = error { Self.observe(failure, metrics: metrics, logger: context.logger) }
+            Self.record(error, metrics: metrics, logger: context.logger)
             return try APIError(error).response(from: request, context: context)
         } catch let error as HTTPError {
             return try Self.apiError(for: error, request: request).response(from: request, context: context)
@@ -87,8 +87,10 @@ struct ErrorMiddleware: RouterMiddleware {
         }
     }
 
-    /// Counts and logs a storage failure (for surfaces that answer it in their own shape too).
-    static func observe(_ failure: StorageFailure, metrics: ServerMetrics, logger: Logger) {
+    /// Counts and logs a storage failure (never a code or token: the failure names Redis only);
+    /// surfaces that answer errors in their own shape call it too.
+    static func record(_ error: OTPError, metrics: ServerMetrics, logger: Logger) {
+        guard case .storageFailed(let failure) = error else { return }
         metrics.recordRedisError(kind: failure.kind.rawValue)
         if failure.isTransient {
             logger.warning("Redis unavailable", metadata: ["error": "\(failure)"])
@@ -115,6 +117,32 @@ struct ErrorMiddleware: RouterMiddleware {
         }
         apiError.headers = error.headers
         return apiError
+    }
+}
+
+/// Gives the routes of a surface with its own error shape (project verify, the hub) their
+/// errors: each failure first becomes its v1 `APIError` (the one mapping of engine errors),
+/// then the surface's `map` turns that into its own shape. Sits inside `ErrorMiddleware`.
+struct SurfaceErrorMiddleware: RouterMiddleware {
+    typealias Context = OTPRequestContext
+    let metrics: ServerMetrics
+    let map: @Sendable (APIError, OTPError?) -> SurfaceError
+
+    func handle(
+        _ request: Request, context: Context, next: (Request, Context) async throws -> Response
+    ) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let error as SurfaceError {
+            throw error
+        } catch let error as APIError {
+            throw map(error, nil)
+        } catch let error as OTPError {
+            ErrorMiddleware.record(error, metrics: metrics, logger: context.logger)
+            throw map(APIError(error), error)
+        } catch let error as HTTPError {
+            throw map(ErrorMiddleware.apiError(for: error, request: request), nil)
+        }
     }
 }
 

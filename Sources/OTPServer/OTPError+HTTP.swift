@@ -8,6 +8,8 @@ extension APIError {
         switch error {
         case .appNotFound(let id):
             self.init(.notFound, code: "app_not_found", "no app has the id '\(id)'")
+        case .appDisabled(let id):
+            self.init(.forbidden, code: "app_disabled", "the app '\(id)' is disabled")
         case .invalidIdentifier:
             self.init(
                 .badRequest, code: "invalid_identifier",
@@ -93,6 +95,64 @@ extension APIError {
             self.init(
                 .unauthorized, code: "invalid_token", message,
                 headers: [.wwwAuthenticate: #"Bearer error="invalid_token""#])
+        }
+    }
+}
+
+extension SurfaceError {
+    /// Project verify: the v1 status and code of each failure (the codes are the same snake_case
+    /// words), except that a wrong, expired or missing code is 401 `invalid_otp`, an unknown
+    /// `projectId` is 404 `project_not_found`, a disabled one 403 `project_disabled`, and a new
+    /// identifier on a project with closed registration is 403 `registration_closed`.
+    static func projectVerify(_ error: APIError, _ cause: OTPError?) -> SurfaceError {
+        var mapped = SurfaceError(
+            shape: .projectVerify, status: error.status, code: error.code, message: error.message, headers: error.headers)
+        switch cause {
+        case .otpNotFound?:
+            (mapped.status, mapped.code, mapped.message) = (.unauthorized, "invalid_otp", "the code is wrong or expired")
+        case .appNotFound(let id)?:
+            (mapped.code, mapped.message) = ("project_not_found", "no project has the id '\(id)'")
+        case .appDisabled(let id)?:
+            (mapped.code, mapped.message) = ("project_disabled", "the project '\(id)' is disabled")
+        case .userNotFound?:
+            // send on a project whose registration is closed, for an identifier it does not know
+            (mapped.status, mapped.code, mapped.message) = (
+                .forbidden, "registration_closed", "this project does not accept new users"
+            )
+        default: break
+        }
+        return mapped
+    }
+
+    /// The hub routes, each of which names a wrong code its own way (`wrong-code` for
+    /// otp.verify, `wrong-otp` for otp.set_password).
+    enum HubRoute: Sendable {
+        case send, verify, setPassword
+    }
+
+    /// The hub: 400 `invalid-request` (a field, with the v1 message naming it), 404 `no-user`,
+    /// 401 `wrong-code`/`wrong-otp`, 429 `too-many-attempts` or `rate-limited` (with
+    /// Retry-After), 503 `INTERNAL_ERROR` (Redis unreachable, with Retry-After) and 500
+    /// `INTERNAL_ERROR` for everything else (a failed delivery included).
+    static func hub(_ error: APIError, _ cause: OTPError?, route: HubRoute) -> SurfaceError {
+        func make(_ status: HTTPResponse.Status, _ code: String, _ message: String) -> SurfaceError {
+            SurfaceError(shape: .hub, status: status, code: code, message: message, headers: error.headers)
+        }
+        switch cause {
+        case .userNotFound?: return make(.notFound, "no-user", "no user has this email")
+        case .otpNotFound?, .invalidOTP?:
+            return make(.unauthorized, route == .setPassword ? "wrong-otp" : "wrong-code", "the code or secret is wrong or expired")
+        case .otpExhausted?, .tooManyFailures?, .tooManyFailuresFromIP?, .identifierLocked?:
+            return make(.tooManyRequests, "too-many-attempts", error.message)
+        case .deliveryFailed?: return make(.internalServerError, "INTERNAL_ERROR", "the code could not be delivered")
+        case .appDisabled?: return make(.forbidden, "disabled", "the hub's app is disabled")
+        default: break
+        }
+        switch error.status.code {
+        case 400, 413: return make(error.status, "invalid-request", error.message)
+        case 429: return make(.tooManyRequests, "rate-limited", error.message)
+        case 503: return make(.serviceUnavailable, "INTERNAL_ERROR", error.message)
+        default: return make(.internalServerError, "INTERNAL_ERROR", "internal error")
         }
     }
 }

@@ -28,6 +28,8 @@ struct KeySpace: Sendable {
     /// code: an update handled (`u:`, a day) and a code handed out (`c:` + its hash → chat id).
     func botUpdate(_ updateID: Int64) -> String { "\(prefix):{tg}:u:\(updateID)" }
     func botCode(hash: String) -> String { "\(prefix):{tg}:c:\(hash)" }
+    /// A hub socket's binding to a session (`socketID` is 22 base64url characters, checked).
+    func hubSocket(_ app: String, socketID: String) -> String { "\(prefix):{\(app):ws:\(socketID)}" }
 }
 
 /// What an OTP is for; it is the first character of an otp_id after the user id, and each
@@ -38,4 +40,7 @@ public enum Purpose: String, Sendable, Hashable {
     /// Password reset (`POST /auth/otp`): validation stores a new password and signs nobody in.
     /// A code of one purpose never passes for another.
     case reset = "r"
+    /// The hub's `otp.send`: checked by `otp.verify` without being consumed, consumed by
+    /// `otp.set_password`. Never accepted by v1 activate.
+    case hub = "h"
 }

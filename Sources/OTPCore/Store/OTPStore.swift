@@ -27,6 +27,8 @@ struct OTPStore: Sendable {
         case login
         /// Like login, but an unknown identifier gets a decoy OTP that never activates.
         case loginConcealed = "login_conceal"
+        /// Creates the user (unverified) when there is none, else sends to the existing one.
+        case upsert
     }
 
     /// A code about to be sent, with the quotas that guard it and the user a register creates.
@@ -218,6 +220,10 @@ struct OTPStore: Sendable {
         var familyID: String
         var refreshTTLSeconds: Int
         var sessionMaxSeconds: Int
+        /// The hub's `set_password`: the hash of the secret `otp.verify` answered, which the OTP
+        /// must hold, and the password hash stored on success.
+        var proofHash: String? = nil
+        var passwordHash: String? = nil
     }
 
     enum ActivateOutcome: Sendable, Hashable {
@@ -248,6 +254,7 @@ struct OTPStore: Sendable {
                 RedisArgument(activation.familyID), RedisArgument(user), RedisArgument(activation.maxAttempts),
                 RedisArgument(activation.sendsPerHour), RedisArgument(activation.maxConsecutiveFailures),
                 RedisArgument(activation.lockoutSeconds * 1000), RedisArgument(activation.sessionMaxSeconds),
+                RedisArgument(activation.proofHash ?? ""), RedisArgument(activation.passwordHash ?? ""),
             ])
         switch reply.status {
         case "ok": return .activated(try reply.user(), refreshTTL: try reply.int(1))
@@ -422,6 +429,104 @@ struct OTPStore: Sendable {
         case 0: return false
         default: throw reply.unexpected()
         }
+    }
+
+    /// A user's live OTP of one purpose, as a surface that names the identifier (not the otp_id)
+    /// finds it before activating it.
+    struct LiveOTP: Sendable, Hashable {
+        /// The otp_id after `userID.`.
+        var suffix: String
+        /// The hub's proof (`otp.verify`'s secret, hashed), when there is one.
+        var proofHash: String?
+    }
+
+    /// The live OTP of a user for a purpose, or nil when there is none.
+    func liveOTP(app: String, userID: String, purpose: Purpose) async throws(OTPError) -> LiveOTP? {
+        let key = keys.otp(app, userID, purpose: purpose)
+        let reply = try await storage { try await redis.send(["HMGET", RedisArgument(key), "i", "v"]) }
+        guard let fields = reply.array, fields.count == 2, let suffix = fields[0].string else { return nil }
+        return LiveOTP(suffix: suffix, proofHash: fields[1].string)
+    }
+
+    /// A code checked without consuming it, under the same guards as `Activation`.
+    struct Check: Sendable {
+        var app: String
+        var userID: String
+        var purpose: Purpose
+        var suffix: String
+        var codeHash: [UInt8]
+        var maxAttempts: Int
+        var failuresPerHour: Int
+        var sendsPerHour: Int
+        var maxConsecutiveFailures: Int
+        var lockoutSeconds: Int
+        /// Stored in the OTP when the code is right, for the activation that consumes it.
+        var proofHash: String
+    }
+
+    enum CheckOutcome: Sendable, Hashable {
+        /// Right; the proof holds until the OTP expires (Unix ms).
+        case verified(expiresAtMilliseconds: Int)
+        case noUser
+        case notFound
+        case invalid(attemptsRemaining: Int, lockedNow: Bool)
+        case exhausted(retryAfter: Int)
+        case identifierLocked(retryAfter: Int)
+        case locked(retryAfter: Int)
+    }
+
+    func check(_ check: Check) async throws(OTPError) -> CheckOutcome {
+        let (app, user) = (check.app, check.userID)
+        let reply = try await run(
+            Scripts.check, "check",
+            keys: [keys.otp(app, user, purpose: check.purpose), keys.quota(app, user), keys.user(app, user)],
+            arguments: [
+                RedisArgument(check.suffix), RedisArgument(bytes: check.codeHash), RedisArgument(check.failuresPerHour),
+                RedisArgument(check.maxAttempts), RedisArgument(check.sendsPerHour),
+                RedisArgument(check.maxConsecutiveFailures), RedisArgument(check.lockoutSeconds * 1000),
+                RedisArgument(check.proofHash),
+            ])
+        switch reply.status {
+        case "ok": return .verified(expiresAtMilliseconds: try reply.int(1))
+        case "no_user": return .noUser
+        case "not_found": return .notFound
+        case "invalid": return .invalid(attemptsRemaining: try reply.int(1), lockedNow: try reply.int(2) == 1)
+        case "exhausted": return .exhausted(retryAfter: try reply.int(1))
+        case "identifier_locked": return .identifierLocked(retryAfter: try reply.int(1))
+        case "locked": return .locked(retryAfter: try reply.int(1))
+        default: throw reply.unexpected()
+        }
+    }
+
+    // MARK: hub sockets
+
+    enum SocketBinding: Sendable, Hashable {
+        case bound
+        /// The socket id is bound to another session.
+        case taken
+    }
+
+    /// Binds (or renews the binding of) an open hub socket to a session's hash for `ttlSeconds`.
+    func bindSocket(app: String, socketID: String, sessionHash: String, ttlSeconds: Int) async throws(OTPError) -> SocketBinding {
+        let reply = try await run(
+            Scripts.bindSocket, "bindSocket", keys: [keys.hubSocket(app, socketID: socketID)],
+            arguments: [RedisArgument(sessionHash), RedisArgument(ttlSeconds * 1000)])
+        return reply.value.int == 1 ? .bound : .taken
+    }
+
+    /// Whether the socket is open (bound) and bound to this session.
+    func isSocketBound(app: String, socketID: String, sessionHash: String) async throws(OTPError) -> Bool {
+        let reply = try await run(
+            Scripts.checkSocket, "checkSocket", keys: [keys.hubSocket(app, socketID: socketID)],
+            arguments: [RedisArgument(sessionHash)])
+        return reply.value.int == 1
+    }
+
+    /// Ends a socket's binding (it closed). Best effort: the binding expires anyway.
+    func closeSocket(app: String, socketID: String, sessionHash: String) async {
+        _ = try? await run(
+            Scripts.closeSocket, "closeSocket", keys: [keys.hubSocket(app, socketID: socketID)],
+            arguments: [RedisArgument(sessionHash)])
     }
 
     // MARK: refresh tokens

@@ -77,6 +77,12 @@ public enum Scripts {
           for i = 1, #a do d = bit.bor(d, bit.bxor(string.byte(a, i), string.byte(b, i))) end
           return d == 0
         end
+        -- Compares a code with an identifier's OTP (c: otp, quota and user keys, id: the otp id
+        -- after the user id, hash, max attempts, failures and sends per hour, max failures in a
+        -- row, lockout ms), after its guards: attempts left, lockout, hourly failures. A wrong
+        -- code uses one attempt, one hourly failure and one failure in a row; the one that
+        -- reaches the maximum in a row locks the identifier. Returns a refusal, or nil and the
+        -- identifier's quota state when the code is right (nothing changed yet).
         local USER_FIELDS = {'\(userFields.joined(separator: "', '"))'}
         -- {'ok', extra, user fields…}
         local function user_reply(key, extra)
@@ -90,7 +96,7 @@ public enum Scripts {
         -- function to call once the caller has accepted the code (the count of wrong codes in a
         -- row starts over). A right code consumes the OTP; a wrong one uses one attempt, one
         -- hourly failure and one failure in a row, and the one that reaches the maximum in a
-        -- row locks the identifier. suffix '' accepts any OTP id.
+        -- row locks the identifier. suffix '' accepts any OTP id; c.keep checks without consuming.
         -- c: {suffix, hash, failures_per_hour, max_attempts, sends_per_hour, max_in_a_row, lockout_ms}
         local function judge_code(otp_key, user_key, own_key, c)
           local otp = redis.call('HMGET', otp_key, 'i', 'h', 'a')
@@ -117,7 +123,7 @@ public enum Scripts {
             save_quota(qkey, own_key, now, {sc = sc, sp = sp, fc = fc + 1, fp = fp, n = q.n, cf = cf, lk = lk})
             return {'invalid', c.max_attempts - attempts, locks}
           end
-          redis.call('DEL', otp_key)
+          if not c.keep then redis.call('DEL', otp_key) end
           return nil, function()
             if q.cf > 0 then save_quota(qkey, own_key, now, {sc = sc, sp = sp, fc = fc, fp = fp, n = q.n, cf = 0, lk = 0}) end
           end
@@ -137,10 +143,12 @@ public enum Scripts {
 
         """
 
-    /// Creates (or replaces) the OTP of one identifier, after its quotas.
+    /// Creates (or replaces) the OTP of one identifier, after its quotas. `register` creates an
+    /// unverified user and refuses an active one; `upsert` creates a user when there is none and
+    /// sends to any existing one; `login` needs a user; `login_conceal` answers a decoy without one.
     ///
     /// KEYS: 1 user, 2 otp, 3 own quota, 4 idempotency record (any key of the tag when unused)
-    /// ARGV: 1 clock, 2 mode (register | login | login_conceal), 3 otp id (the part after the
+    /// ARGV: 1 clock, 2 mode (register | upsert | login | login_conceal), 3 otp id (the part after the
     ///       user id), 4 code hash, 5 channel, 6 ttl ms, 7 cooldown ms, 8 sends per hour,
     ///       9 idempotent (1/0), 10 user id, 11 identifier field (email/phone), 12 identifier,
     ///       13 first name, 14 last name, 15 unverified user ttl ms, 16 telegram without a linked
@@ -161,7 +169,7 @@ public enum Scripts {
             local status = redis.call('HGET', KEYS[1], 'status')
             if mode == 'register' and status == 'active' then return {'exists'} end
             local decoy = false
-            if mode ~= 'register' and not status then
+            if mode ~= 'register' and mode ~= 'upsert' and not status then
               if mode == 'login' then return {'no_user'} end
               decoy = true
             end
@@ -236,17 +244,21 @@ public enum Scripts {
     /// Checks a code. Right: the OTP is consumed, the user activated and signed in, the count of
     /// wrong codes in a row reset, and a refresh token and its family (a session) stored. Wrong:
     /// one attempt, one hourly failure and one consecutive failure used; the one that reaches
-    /// the maximum in a row locks the identifier.
+    /// the maximum in a row locks the identifier. With a proof (the hub's `set_password`), the
+    /// OTP must hold that proof (`otp.verify` stored it) or it answers not found, and the right
+    /// code also stores the given password hash in the user's `pw`.
     ///
     /// KEYS: 1 otp, 2 own quota, 3 user, 4 new refresh token, 5 new family
     /// ARGV: 1 clock, 2 otp id (after the user id), 3 code hash, 4 failures per hour,
     ///       5 refresh ttl s, 6 family id, 7 user id, 8 max attempts, 9 sends per hour,
-    ///       10 max consecutive failures, 11 lockout ms, 12 session max s
+    ///       10 max consecutive failures, 11 lockout ms, 12 session max s,
+    ///       13 proof hash or '', 14 password hash or ''
     /// Returns {'ok', refresh ttl s, user fields…}, {'not_found'},
     ///         {'invalid', attempts remaining, locked now 1/0}, {'exhausted', s until a new code
     ///         may be sent}, {'identifier_locked', s} or {'locked', s}
     public static let activate = RedisScript(
         prelude + """
+            if ARGV[13] ~= '' and not same(redis.call('HGET', KEYS[1], 'v'), ARGV[13]) then return {'not_found'} end
             local refusal, accepted = judge_code(KEYS[1], KEYS[3], KEYS[2], {
               suffix = ARGV[2], hash = ARGV[3], failures_per_hour = tonumber(ARGV[4]), max_attempts = tonumber(ARGV[8]),
               sends_per_hour = tonumber(ARGV[9]), max_in_a_row = tonumber(ARGV[10]), lockout_ms = tonumber(ARGV[11])})
@@ -258,8 +270,35 @@ public enum Scripts {
               redis.call('HSET', KEYS[3], 'status', 'active')
               redis.call('PERSIST', KEYS[3])
             end
+            if ARGV[14] ~= '' then redis.call('HSET', KEYS[3], 'pw', ARGV[14]) end
             local ttl = start_session(KEYS[3], KEYS[4], KEYS[5], ARGV[6], ARGV[7], tonumber(ARGV[5]), tonumber(ARGV[12]))
             return user_reply(KEYS[3], ttl)
+            """)
+
+    /// Checks a code without consuming it (the hub's `otp.verify`): the same guards and the same
+    /// accounting of a wrong code as `activate`; a right code stores a proof (the hash of a new
+    /// secret) in the OTP, replacing any earlier one, for `activate` to require. The proof lives
+    /// as long as the OTP.
+    ///
+    /// KEYS: 1 otp, 2 own quota, 3 user
+    /// ARGV: 1 clock, 2 otp id (after the user id), 3 code hash, 4 failures per hour,
+    ///       5 max attempts, 6 sends per hour, 7 max consecutive failures, 8 lockout ms,
+    ///       9 proof hash
+    /// Returns {'ok', expires at (Unix ms)}, {'no_user'}, {'not_found'},
+    ///         {'invalid', attempts remaining, locked now 1/0}, {'exhausted', s},
+    ///         {'identifier_locked', s} or {'locked', s}
+    public static let check = RedisScript(
+        prelude + """
+            if redis.call('EXISTS', KEYS[3]) == 0 then return {'no_user'} end
+            local refusal, accepted = judge_code(KEYS[1], KEYS[3], KEYS[2], {
+              suffix = ARGV[2], hash = ARGV[3], failures_per_hour = tonumber(ARGV[4]), max_attempts = tonumber(ARGV[5]),
+              sends_per_hour = tonumber(ARGV[6]), max_in_a_row = tonumber(ARGV[7]), lockout_ms = tonumber(ARGV[8]),
+              keep = true})
+            if refusal then return refusal end
+            accepted()
+            redis.call('HSET', KEYS[1], 'v', ARGV[9])
+            local left = redis.call('PTTL', KEYS[1])
+            return {'ok', now_ms() + math.max(0, left)}
             """)
 
     /// Rotates a refresh token within its session (family). The presented token is marked
@@ -433,6 +472,35 @@ public enum Scripts {
         return 1
         """)
 
+    /// Binds a hub socket to a session (the hash of its cookie) for `ttl` ms, or renews the
+    /// binding while the socket is open. A socket bound to another session stays as it is.
+    ///
+    /// KEYS: 1 socket; ARGV: 1 clock (unused), 2 session hash, 3 ttl ms
+    /// Returns 1 when bound (or renewed), 0 when the socket is bound to another session.
+    public static let bindSocket = RedisScript(
+        prelude + """
+            local bound = redis.call('GET', KEYS[1])
+            if bound and not same(bound, ARGV[2]) then return 0 end
+            redis.call('SET', KEYS[1], ARGV[2], 'PX', tonumber(ARGV[3]))
+            return 1
+            """)
+
+    /// Whether a hub socket is open and bound to a session (constant-time comparison).
+    /// KEYS: 1 socket; ARGV: 1 clock (unused), 2 session hash. Returns 1 or 0.
+    public static let checkSocket = RedisScript(
+        prelude + """
+            return same(redis.call('GET', KEYS[1]), ARGV[2]) and 1 or 0
+            """)
+
+    /// Ends a hub socket's binding (the socket closed). KEYS: 1 socket; ARGV: 1 clock (unused),
+    /// 2 session hash. Returns 1 when a binding of that session was deleted, else 0.
+    public static let closeSocket = RedisScript(
+        prelude + """
+            if not same(redis.call('GET', KEYS[1]), ARGV[2]) then return 0 end
+            redis.call('DEL', KEYS[1])
+            return 1
+            """)
+
     /// Revokes the family of a refresh token. KEYS: 1 token; ARGV: 1 clock, 2 family key prefix.
     /// Returns 1 when a family was revoked, else 0.
     public static let revoke = RedisScript(
@@ -558,11 +626,12 @@ public enum Scripts {
         """)
 
     public static let named: [String: RedisScript] = [
-        "send": send, "cancelSend": cancelSend, "activate": activate, "refresh": refresh, "revoke": revoke,
-        "hourlyCounter": hourlyCounter, "giveBack": giveBack, "unlock": unlock, "channelCreate": channelCreate,
-        "channelCancel": channelCancel, "channelCheck": channelCheck, "botCode": botCode, "linkChat": linkChat,
-        "resetPassword": resetPassword, "passwordBegin": passwordBegin, "passwordFinish": passwordFinish,
-        "rehashPassword": rehashPassword, "importUser": importUser,
+        "send": send, "cancelSend": cancelSend, "activate": activate, "check": check, "refresh": refresh,
+        "revoke": revoke, "hourlyCounter": hourlyCounter, "giveBack": giveBack, "unlock": unlock,
+        "channelCreate": channelCreate, "channelCancel": channelCancel, "channelCheck": channelCheck, "botCode": botCode,
+        "linkChat": linkChat, "resetPassword": resetPassword, "passwordBegin": passwordBegin,
+        "passwordFinish": passwordFinish, "rehashPassword": rehashPassword, "importUser": importUser,
+        "bindSocket": bindSocket, "checkSocket": checkSocket, "closeSocket": closeSocket,
     ]
 
     public static var all: [RedisScript] { Array(named.values) }

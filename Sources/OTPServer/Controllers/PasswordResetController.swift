@@ -102,10 +102,12 @@ struct PasswordResetController {
         case .deliveryFailed:
             return ResetReply(.badGateway, "Could not send the OTP. Please try again.")
         case .storageFailed(let failure):
-            ErrorMiddleware.observe(failure, metrics: metrics, logger: context.logger)
+            ErrorMiddleware.record(error, metrics: metrics, logger: context.logger)
             return failure.isTransient ? Self.unavailable : ResetReply(.internalServerError, "Internal error.")
         case .overloaded:
             return Self.unavailable
+        case .appDisabled:
+            return ResetReply(.forbidden, "Password reset is disabled.")
         case .appNotFound, .countryNotAllowed, .telegramNotLinked, .userAlreadyExists, .registrationClosed,
             .invalidRefreshToken, .refreshTokenReused, .invalidAccessToken, .invalidCredentials, .botCodeNotFound:
             // Not answers of a password reset: a misconfiguration at most.

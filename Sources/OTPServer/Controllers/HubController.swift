@@ -1,0 +1,222 @@
+import Hummingbird
+import HummingbirdCore
+import HummingbirdWebSocket
+import HTTPTypes
+import Logging
+import NIOCore
+import NIOWebSocket
+import OTPCore
+
+/// The hub services, bound to one app (`surfaces.hub.app`): the `/-/ws` WebSocket that binds a
+/// socket id to the browser's session cookie while it stays open, and the `/-/svc/otp.*` calls,
+/// each of which must carry that cookie and an open socket id bound to it.
+///
+/// The session cookie (`otpd_hub_session`) is HttpOnly, SameSite=Strict, Path=/-/, and Secure in
+/// production mode; otpd sets it on the upgrade when the request carries none of the right
+/// shape (256 random bits, 43 base64url characters). Redis holds only its hash, as the value of
+/// the socket's binding (`{app:ws:<socket id>}`, TTL 60 s, renewed every 20 s by the open
+/// connection, deleted when it closes), so every replica can check a socket opened on another.
+struct HubController {
+    let engine: OTPEngine
+    let metrics: ServerMetrics
+    let clientAddress: ClientAddress
+    let appID: String
+    /// Whether the cookie carries `Secure` (production mode).
+    let secureCookie: Bool
+
+    static let cookieName = "otpd_hub_session"
+    static let path = "/-/ws"
+
+    func addRoutes(to router: Router<OTPRequestContext>) {
+        let routes: [(String, SurfaceError.HubRoute, @Sendable (Request, OTPRequestContext) async throws -> Response)] = [
+            ("otp.send", .send, send), ("otp.verify", .verify, verify), ("otp.set_password", .setPassword, setPassword),
+        ]
+        for (name, route, handler) in routes {
+            router.group(RouterPath("-/svc/\(name)"))
+                .add(middleware: SurfaceErrorMiddleware(metrics: metrics, map: { SurfaceError.hub($0, $1, route: route) }))
+                .post(use: handler)
+        }
+        // Reached only by a GET that is not a WebSocket upgrade.
+        router.get(RouterPath(Self.path)) { _, _ -> Response in
+            throw SurfaceError(
+                shape: .hub, status: .upgradeRequired, code: "upgrade-required",
+                message: "GET /-/ws is a WebSocket: send Connection: Upgrade and Upgrade: websocket",
+                headers: [.upgrade: "websocket"])
+        }
+    }
+
+    // MARK: the WebSocket
+
+    /// The server's upgrade decision: `/-/ws` upgrades (setting the session cookie when the
+    /// request has none), everything else stays HTTP.
+    func shouldUpgrade(_ request: HTTPRequest) -> ShouldUpgradeResult<WebSocketDataHandler<HTTP1WebSocketUpgradeChannel.Context>> {
+        guard request.method == .get, (request.path ?? "").split(separator: "?", maxSplits: 1).first == Substring(Self.path) else {
+            return .dontUpgrade
+        }
+        var headers: HTTPFields = [:]
+        let session: String
+        if let sent = Self.session(in: request.headerFields) {
+            session = sent
+        } else {
+            session = OTPEngine.newHubSession()
+            headers[.setCookie] = "\(Self.cookieName)=\(session); Path=/-/; HttpOnly; SameSite=Strict\(secureCookie ? "; Secure" : "")"
+        }
+        let (engine, appID) = (engine, appID)
+        return .upgrade(headers) { inbound, outbound, context in
+            let socketID = OTPEngine.newSocketID()
+            do {
+                guard try await engine.bindHubSocket(appID: appID, socketID: socketID, session: session) else {
+                    try await outbound.close(.unexpectedServerError, reason: "socket id taken")
+                    return
+                }
+            } catch {
+                context.logger.warning("hub socket not bound", metadata: ["error": "\(error)"])
+                try await outbound.close(.unexpectedServerError, reason: "storage unavailable")
+                return
+            }
+            var json = JSONWriter()
+            json.field("socket_id", socketID)
+            try await outbound.write(.text(String(decoding: json.finish(), as: UTF8.self)))
+            await withTaskGroup(of: Void.self) { group in
+                // Renews the binding while the socket is open; a failed renewal is retried next time.
+                group.addTask {
+                    while !Task.isCancelled {
+                        try? await Task.sleep(for: .seconds(OTPEngine.hubSocketRenewSeconds))
+                        if Task.isCancelled { return }
+                        _ = try? await engine.bindHubSocket(appID: appID, socketID: socketID, session: session)
+                    }
+                }
+                // Messages from the browser carry nothing; reading them answers pings and closes.
+                do {
+                    for try await _ in inbound {}
+                } catch {}
+                group.cancelAll()
+            }
+            await engine.closeHubSocket(appID: appID, socketID: socketID, session: session)
+        }
+    }
+
+    /// The session id of a `Cookie` header, when one of the right shape is there.
+    static func session(in headers: HTTPFields) -> String? {
+        for header in headers[values: .cookie] {
+            for pair in header.split(separator: ";") {
+                let parts = pair.split(separator: "=", maxSplits: 1)
+                guard parts.count == 2, parts[0].trimmingASCIIWhitespace() == cookieName else { continue }
+                let value = parts[1].trimmingASCIIWhitespace()
+                if OTPEngine.isHubSession(value) { return value }
+            }
+        }
+        return nil
+    }
+
+    /// Refuses the call (401 `code`) unless its cookie names a session and `socketID` is open
+    /// and bound to that session.
+    func requireSocket(_ request: Request, socketID: String, code: String) async throws {
+        guard let session = Self.session(in: request.headers) else {
+            throw SurfaceError(
+                shape: .hub, status: .unauthorized, code: code,
+                message: "no hub session cookie: open the WebSocket at /-/ws first")
+        }
+        guard try await engine.isHubSocketBound(appID: appID, socketID: socketID, session: session) else {
+            throw SurfaceError(
+                shape: .hub, status: .unauthorized, code: code,
+                message: "socket_id is not an open socket of this session")
+        }
+    }
+
+    // MARK: otp.send
+
+    struct SendBody: Decodable {
+        var email: String
+        var socketID: String
+        var method: String?
+        enum CodingKeys: String, CodingKey {
+            case email, method
+            case socketID = "socket_id"
+        }
+    }
+
+    @Sendable func send(_ request: Request, _ context: OTPRequestContext) async throws -> Response {
+        let body = try await request.decodeJSON(as: SendBody.self, context: context)
+        try await requireSocket(request, socketID: body.socketID, code: "INVALID_SOCKET")
+        let result = try await engine.hubSend(
+            appID: appID, email: body.email, method: body.method == "otp" ? .numeric : .unambiguous,
+            clientIP: clientAddress.resolve(request, context: context))
+        if result.sent { metrics.recordSend(app: appID, channel: "email") }
+        var user = JSONWriter()
+        user.field("uid", result.userID)
+        user.field("email", result.email)
+        var json = JSONWriter()
+        json.field("secret", result.secret)
+        json.field("user", user)
+        json.field("sent", result.sent)
+        return Self.noStore(json.response())
+    }
+
+    // MARK: otp.verify
+
+    struct VerifyBody: Decodable {
+        var email: String
+        var code: String
+        var secret: String
+        var socketID: String
+        enum CodingKeys: String, CodingKey {
+            case email, code, secret
+            case socketID = "socket_id"
+        }
+    }
+
+    @Sendable func verify(_ request: Request, _ context: OTPRequestContext) async throws -> Response {
+        let body = try await request.decodeJSON(as: VerifyBody.self, context: context)
+        try await requireSocket(request, socketID: body.socketID, code: "no-socket")
+        let result = try await engine.hubVerify(
+            appID: appID, email: body.email, code: body.code, secret: body.secret,
+            clientIP: clientAddress.resolve(request, context: context))
+        var json = JSONWriter()
+        json.field("secret", result.secret)
+        json.field("uid", result.userID)
+        json.field("expires_at", result.expiresAt)
+        return Self.noStore(json.response())
+    }
+
+    // MARK: otp.set_password
+
+    struct SetPasswordBody: Decodable {
+        var uid: String
+        var code: String
+        var secret: String
+        var password: String
+        var socketID: String
+        enum CodingKeys: String, CodingKey {
+            case uid, code, secret, password
+            case socketID = "socket_id"
+        }
+    }
+
+    @Sendable func setPassword(_ request: Request, _ context: OTPRequestContext) async throws -> Response {
+        let body = try await request.decodeJSON(as: SetPasswordBody.self, context: context)
+        try await requireSocket(request, socketID: body.socketID, code: "no-socket")
+        let result: AuthResult
+        do {
+            result = try await engine.hubSetPassword(
+                appID: appID, userID: body.uid, code: body.code, secret: body.secret, password: body.password,
+                clientIP: clientAddress.resolve(request, context: context))
+            metrics.recordVerification(app: appID, outcome: "success")
+        } catch {
+            metrics.recordVerification(app: appID, outcome: V1Controller.outcome(error))
+            throw error
+        }
+        var json = JSONWriter()
+        json.field("uid", result.user.id)
+        json.field("auth_token", result.authToken)
+        json.field("refresh_token", result.refreshToken)
+        json.field("expires_in", try engine.app(appID).config.tokens.accessTTLSeconds)
+        return Self.noStore(json.response())
+    }
+
+    static func noStore(_ response: Response) -> Response {
+        var response = response
+        response.headers[.cacheControl] = "no-store"
+        return response
+    }
+}
