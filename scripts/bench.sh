@@ -268,7 +268,7 @@ $summary.
 | bare_echo | the framework ceiling: \`POST /bench/echo\` on a bare Hummingbird application (\`otpd-bench bare-echo\`), the same JSON decoded and encoded again, no middleware, no logging |
 | echo | otpd's HTTP ceiling: the same echo route added to otpd's own application (\`otpd-bench serve\`), through all of otpd's middleware (access log, metrics, request ids, errors, body limit); echo / bare_echo is what the middleware costs |
 | redis | the Redis ceiling: \`redis-benchmark\` of the activation script (EVALSHA, a wrong code: attempts and quota written) |
-| activate_right | \`POST /v1/apps/{app}/otp/activate\` with each pending OTP's code, once: consumes the OTP, activates the user, stores a refresh token, signs a JWT |
+| activate_right | \`POST /v1/apps/{app}/otp/activate\` with each pending OTP's code, once: consumes the OTP, activates the user, stores a refresh token, signs a JWT (the run ends early when half the pool's codes are used; requests/s over the time it ran) |
 | activate_wrong | the same route with wrong codes on random pending OTPs (401, then 429 once an OTP's attempts are spent) |
 | refresh | \`POST /v1/apps/{app}/tokens/refresh\`, each token rotated once |
 | login | \`POST /v1/apps/{app}/login/otp\`: quota checks, OTP stored, message signed and POSTed by libcurl to a local webhook sink (\`otpd-bench sink\`, raw NIO, on the same two cores) |

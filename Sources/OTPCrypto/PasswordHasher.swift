@@ -184,6 +184,7 @@ public final class PasswordHasher: Sendable {
 
     /// scrypt(password, salt, N, r, p) of `length` bytes; nil when OpenSSL refuses the parameters.
     static func scrypt(_ password: [UInt8], salt: [UInt8], parameters: Parameters, length: Int) -> [UInt8]? {
+        assert(MultiThreadedEventLoopGroup.currentEventLoop == nil, "scrypt must not run on an event loop")
         var key = [UInt8](repeating: 0, count: length)
         // A nil pass with length 0 is the empty password to OpenSSL.
         let ok = password.withUnsafeBytes { pass in

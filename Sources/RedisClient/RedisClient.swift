@@ -92,7 +92,8 @@ public final class RedisClient: Service, Sendable {
     /// Runs several scripts and returns each one's reply (or error), in order. Standalone: they
     /// are pipelined on one connection (one write, one round trip) and Redis runs them in this
     /// order. In a cluster their keys may live on different nodes, so they run one after the
-    /// other. Each script's keys must share a slot, as for `evalScript`.
+    /// other. Each script's keys must share a slot, as for `evalScript`. Once sent, the scripts'
+    /// replies are waited for even if the task is cancelled (the command timeout bounds the wait).
     public func evalScripts(_ calls: [RedisScriptCall]) async -> [Result<RESPValue, RedisError>] {
         guard case .standalone(let pool) = backend else {
             var results: [Result<RESPValue, RedisError>] = []

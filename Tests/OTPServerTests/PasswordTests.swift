@@ -38,6 +38,10 @@ func passwordYAML(redisURL: String?, prefix: String, webhookURL: String? = nil) 
             channels: [email]
             limits: {failed_attempts_per_identifier_per_hour: 1000, failed_attempts_per_ip_per_hour: 100000, max_consecutive_failures: 3}
             tokens: {keys: [\(key)]}
+          - id: ipguard
+            channels: [email]
+            limits: {failed_attempts_per_identifier_per_hour: 1000, failed_attempts_per_ip_per_hour: 3}
+            tokens: {keys: [\(key)]}
           - id: roomy
             channels: [email]
             otp: {resend_cooldown_seconds: 0}
@@ -384,6 +388,41 @@ struct PasswordTests {
             for _ in 0..<6 {
                 #expect(try await http.post("/v1/apps/guess/login/password", ["identifier": other, "password": "the-right-one"]).status == 200)
             }
+        }
+    }
+
+    /// Wrong passwords from one client across identifiers stop at failed_attempts_per_ip_per_hour
+    /// (3 on `ipguard`), like wrong codes; a right password gives its unit back.
+    @Test func wrongPasswordsFromOneClientAcrossUsersAreCapped() async throws {
+        let harness = try V1Harness { passwordYAML(redisURL: nil, prefix: $1) }
+        let email = Self.email()
+        try await harness.importUsers([email], app: "ipguard")
+        try await harness.run { http in
+            try await harness.storePassword(app: "ipguard", email: email, password: "the-right-one")
+            func login(_ identifier: String, _ password: String) async throws -> HTTP.Reply {
+                try await http.post("/v1/apps/ipguard/login/password", ["identifier": identifier, "password": password])
+            }
+            for _ in 0..<3 { #expect(try await login(email, "the-right-one").status == 200) }
+            for _ in 0..<3 { #expect(try await login(Self.email(), "guess").status == 401) }
+            let refused = try await login(Self.email(), "guess")
+            #expect(refused.status == 429 && refused.code == "too_many_attempts" && refused.header("Retry-After") != nil)
+            #expect(try await login(email, "the-right-one").status == 429)
+        }
+    }
+
+    /// The reset app's send quota is the app's: v1 codes and reset codes count together.
+    @Test func resetSendsShareTheAppsQuotaWithV1() async throws {
+        let harness = try V1Harness { passwordYAML(redisURL: nil, prefix: $1) }
+        let email = Self.email()
+        try await harness.importUsers([email])
+        try await harness.run { http in
+            #expect(try await http.post("/v1/apps/reset/login/otp", ["identifier": email]).status == 200)
+            #expect(try await http.post("/auth/otp", ["action": "create", "email": email]).status == 200)
+            #expect(try await http.post("/v1/apps/reset/login/otp", ["identifier": email]).status == 200)
+            // Three sends an hour on `reset`, whichever route asked.
+            let refused = try await http.post("/auth/otp", ["action": "create", "email": email])
+            #expect(refused.status == 429 && refused.header("Retry-After") != nil)
+            #expect(try await http.post("/v1/apps/reset/login/otp", ["identifier": email]).code == "rate_limited")
         }
     }
 
