@@ -159,7 +159,7 @@ struct TelegramTests {
     @Test func theCodeIsStoredOnlyAsAHashAndExpires() async throws {
         try await run { http, _, _, harness in
             let phone = "+4915199887\(Int.random(in: 100...999))"
-            #expect(try await http.post("/sms", ["phone": phone, "password": "8642", "lifetime": 3, "message": "8642"], headers: Self.basic).status == 201)
+            #expect(try await http.post("/sms", ["phone": phone, "password": "8642", "lifetime": 600, "message": "8642"], headers: Self.basic).status == 201)
             // Neither the code nor the number is in Redis, in a key or a value.
             let keys = try await TestRedis.allKeys(matching: "\(harness.prefix):*")
             #expect(keys.count == 1 && !keys.contains { $0.contains(phone.dropFirst()) || $0.contains("8642") }, "\(keys)")
@@ -167,8 +167,11 @@ struct TelegramTests {
             defer { redis.shutdown() }
             let stored = try await redis.send("HGETALL", RedisArgument(keys[0])).array ?? []
             #expect(stored.count == 6 && !stored.contains { ($0.string ?? "").contains("8642") || ($0.string ?? "").contains(phone.dropFirst()) })
-            try await Task.sleep(for: .milliseconds(3300))
-            #expect(try await http.request(.GET, "/sms/check", json: ["phone": phone, "password": "8642"], headers: Self.basic).status == 404)
+            // A code lives its lifetime, no longer.
+            let other = "+4915199886\(Int.random(in: 100...999))"
+            #expect(try await http.post("/sms", ["phone": other, "password": "8642", "lifetime": 1, "message": "8642"], headers: Self.basic).status == 201)
+            try await Task.sleep(for: .milliseconds(1500))
+            #expect(try await http.request(.GET, "/sms/check", json: ["phone": other, "password": "8642"], headers: Self.basic).status == 404)
         }
     }
 
