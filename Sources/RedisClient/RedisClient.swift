@@ -84,7 +84,12 @@ public final class RedisClient: Service, Sendable {
         do {
             return try await send(command, route: route)
         } catch where error.serverErrorPrefix == "NOSCRIPT" {
-            _ = try await send(["SCRIPT", "LOAD", RedisArgument(script.source)], route: route)
+            // In a cluster the NOSCRIPT may come from a node the command was redirected to (a
+            // slot migrating, a failover) while the slot map still names another: load the
+            // script on every master, so that wherever the command runs next, it is known.
+            let load: RedisCommandRoute
+            if case .cluster = backend { load = .everyMaster } else { load = route }
+            _ = try await send(["SCRIPT", "LOAD", RedisArgument(script.source)], route: load)
             return try await send(command, route: route)
         }
     }
