@@ -252,7 +252,9 @@ struct PasswordTests {
             let over = try await post(["action": "create", "email": email])
             expectShape(over, 429)
             let retryAfter = try #require(over.header("Retry-After").flatMap { Int($0) })
-            #expect(retryAfter > 0 && retryAfter <= 3600)
+            // The sliding window's truthful wait runs past the hour when the quota filled early in
+            // it (up to 2 h; OTPStoreTests checks it exactly with a test clock).
+            #expect(retryAfter > 0 && retryAfter <= 7200)
         }
     }
 
@@ -383,7 +385,9 @@ struct PasswordTests {
             let refused = try await http.post("/v1/apps/guess/login/password", ["identifier": victim, "password": "the-right-one"])
             #expect(refused.status == 429 && refused.code == "too_many_attempts")
             let retryAfter = try #require(refused.header("Retry-After").flatMap { Int($0) })
-            #expect(retryAfter > 0 && retryAfter <= 3600)
+            // The sliding window's truthful wait runs past the hour when the quota filled early in
+            // it (up to 2 h; OTPStoreTests checks it exactly with a test clock).
+            #expect(retryAfter > 0 && retryAfter <= 7200)
             // Another identifier is not affected; a right password spends nothing.
             for _ in 0..<6 {
                 #expect(try await http.post("/v1/apps/guess/login/password", ["identifier": other, "password": "the-right-one"]).status == 200)
