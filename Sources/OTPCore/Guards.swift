@@ -99,9 +99,12 @@ extension OTPEngine {
     }
 
     /// Gives back every counter without waiting for Redis (see `OTPStore.giveBackWithoutWaiting`):
-    /// for the common path of a right code, where the answer does not depend on it.
-    func releaseWithoutWaiting(_ reservations: [Reservation]) {
-        for reservation in reservations { store.giveBackWithoutWaiting(reservation.counter) }
+    /// for the common path of a right code, where the answer does not depend on it. A counter
+    /// that cannot be given back that way (cluster mode) is given back and waited for.
+    func releaseWithoutWaiting(_ reservations: [Reservation]) async {
+        for reservation in reservations where !store.giveBackWithoutWaiting(reservation.counter) {
+            await store.giveBack(reservation.counter)
+        }
     }
 
     /// Logs one structured line (never a code or a token) and tells the metrics.

@@ -100,7 +100,7 @@ extension OTPEngine {
         // A wrong code keeps the unit. Any other answer gives it back, without waiting: the
         // cap counts only wrong codes, so the reply changes nothing here, and the give-back
         // goes out on this event loop's connection right behind the activation.
-        if case .invalid = outcome {} else { releaseWithoutWaiting(taken) }
+        if case .invalid = outcome {} else { await releaseWithoutWaiting(taken) }
         switch outcome {
         case .activated(let user, let ttl): return authResult(app: app, user: user, refreshToken: refreshToken, refreshTTL: ttl)
         case .notFound: throw .otpNotFound

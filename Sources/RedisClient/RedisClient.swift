@@ -84,7 +84,12 @@ public final class RedisClient: Service, Sendable {
         do {
             return try await send(command, route: route)
         } catch where error.serverErrorPrefix == "NOSCRIPT" {
-            _ = try await send(["SCRIPT", "LOAD", RedisArgument(script.source)], route: route)
+            // In a cluster the NOSCRIPT may come from a node the command was redirected to (a
+            // slot migrating, a failover) while the slot map still names another: load the
+            // script on every master, so that wherever the command runs next, it is known.
+            let load: RedisCommandRoute
+            if case .cluster = backend { load = .everyMaster } else { load = route }
+            _ = try await send(["SCRIPT", "LOAD", RedisArgument(script.source)], route: load)
             return try await send(command, route: route)
         }
     }
@@ -139,20 +144,24 @@ public final class RedisClient: Service, Sendable {
     }
 
     /// Runs a script without waiting for its reply, for a best-effort write nobody needs the
-    /// answer of. Standalone: written at once on the connection of the caller's event loop when
-    /// it is open (so it runs after the commands the caller sent on it before), else on a task
-    /// of its own; a `NOSCRIPT` reply loads the script and runs it again. Errors are dropped.
-    public func evalScriptWithoutWaiting(_ call: RedisScriptCall) {
-        if case .standalone(let pool) = backend, Self.shareASlot(call.keys),
+    /// answer of: written at once on the open connection of the caller's event loop (so it runs
+    /// after the commands the caller sent on it before). A `NOSCRIPT` reply (Redis lost its
+    /// scripts) loads the script and runs it again, on that connection and still without
+    /// waiting; other errors are dropped. Returns false, having sent nothing, when it cannot be
+    /// written at once (cluster mode, or no open connection): the caller then awaits
+    /// `evalScript`. No task is left running.
+    @discardableResult
+    public func evalScriptWithoutWaiting(_ call: RedisScriptCall) -> Bool {
+        guard case .standalone(let pool) = backend, Self.shareASlot(call.keys),
             let reply = pool.sendWithoutWaiting(Self.evalCommand(call))
-        {
-            reply.whenFailure { error in
-                guard (error as? RedisError)?.serverErrorPrefix == "NOSCRIPT" else { return }
-                Task { _ = try? await self.evalScript(call.script, keys: call.keys, arguments: call.arguments) }
-            }
-            return
+        else { return false }
+        reply.whenFailure { error in
+            guard (error as? RedisError)?.serverErrorPrefix == "NOSCRIPT" else { return }
+            // This callback runs on the connection's event loop, so both go out on it, in order.
+            _ = pool.sendWithoutWaiting(["SCRIPT", "LOAD", RedisArgument(call.script.source)])
+            _ = pool.sendWithoutWaiting(Self.evalCommand(call))
         }
-        Task { _ = try? await self.evalScript(call.script, keys: call.keys, arguments: call.arguments) }
+        return true
     }
 
     private static func shareASlot(_ keys: [RedisArgument]) -> Bool {

@@ -182,8 +182,10 @@ struct OTPStore: Sendable {
     /// connection of the caller's event loop, after the commands the caller sent on it before.
     /// Until Redis runs it the counter holds one more unit than it should, as it did while the
     /// action ran: a concurrent take may be refused for it, never granted beyond the limit.
-    /// Best effort.
-    func giveBackWithoutWaiting(_ counter: HourlyCounter) {
+    /// Best effort. False when it could not be sent that way (cluster mode, no open
+    /// connection): the caller then awaits `giveBack`.
+    @discardableResult
+    func giveBackWithoutWaiting(_ counter: HourlyCounter) -> Bool {
         redis.evalScriptWithoutWaiting(RedisScriptCall(Scripts.giveBack, keys: [RedisArgument(key(counter))], arguments: [clockArgument()]))
     }
 
