@@ -30,19 +30,22 @@ public func buildApplication(
     let router = buildRouter(
         configuration: configuration, redis: redis, engine: engine, metrics: metrics, replies: replies, logger: logger)
     extraRoutes(router)
-    let http1 = HTTP1Channel.Configuration(idleTimeout: .seconds(Int64(configuration.server.idleTimeoutSeconds)))
+    let idleTimeout = TimeAmount.seconds(Int64(configuration.server.idleTimeoutSeconds))
+    // A body still unfinished `idle_timeout_seconds` after its head closes the connection: one
+    // timer per connection (RequestBodyDeadline), not one per request.
+    let http1 = HTTP1Channel.Configuration(
+        additionalChannelHandlers: [RequestBodyDeadline(timeout: idleTimeout)], idleTimeout: idleTimeout)
     // With the hub configured, GET /-/ws upgrades to a WebSocket; every other request is HTTP/1.1 as before.
     let server: HTTPServerBuilder
     if let hub = hubController(configuration: configuration, engine: engine, metrics: metrics) {
         let upgradeConfiguration = HTTP1WebSocketUpgradeChannel.Configuration(
             http1: http1, ws: .init(maxFrameSize: 4096, autoPing: .enabled(timePeriod: .seconds(30))))
-        let headTimeout = TimeAmount.seconds(Int64(configuration.server.idleTimeoutSeconds))
         server = HTTPServerBuilder { responder in
             HeadDeadlineChannel(
                 base: HTTP1WebSocketUpgradeChannel(responder: responder, configuration: upgradeConfiguration) { request, _, _ in
                     hub.shouldUpgrade(request)
                 },
-                timeout: headTimeout)
+                timeout: idleTimeout)
         }
     } else {
         server = .http1(configuration: http1)
@@ -103,12 +106,8 @@ func buildRouter(
     replies: TelegramReplies? = nil, logger: Logger = Logger(label: "otpd")
 ) -> Router<OTPRequestContext> {
     let router = Router(context: OTPRequestContext.self)
-    router.add(middleware: ObservabilityMiddleware(metrics: metrics))
-    router.add(middleware: ErrorMiddleware(metrics: metrics))
-    router.add(
-        middleware: BodyLimitMiddleware(
-            maxBytes: configuration.server.maxBodyBytes,
-            readTimeout: .seconds(Int64(configuration.server.idleTimeoutSeconds))))
+    // Request ids, the access log and metrics, error mapping and the body limit, in one frame.
+    router.add(middleware: ObservabilityMiddleware(metrics: metrics, maxBodyBytes: configuration.server.maxBodyBytes))
     OperationsController(engine: engine, metrics: metrics).addRoutes(to: router)
     let clientAddress = ClientAddress(trustedProxies: configuration.server.trustedProxies.compactMap(NetworkRange.init))
     V1Controller(engine: engine, metrics: metrics, clientAddress: clientAddress).addRoutes(to: router)

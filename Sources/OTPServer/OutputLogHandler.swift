@@ -53,23 +53,51 @@ public struct OutputLogHandler: LogHandler {
             fields.append(("error.type", "\(String(reflecting: type(of: error)))"))
         }
         fields.sort { $0.key < $1.key }
+        write(level: event.level, source: event.source, message: event.message.description, fields: fields)
+    }
+
+    private func write(
+        level: Logger.Level, source: String, message: String, fields: [(key: String, value: Logger.Metadata.Value)]
+    ) {
         var line: [UInt8] = []
         line.reserveCapacity(256)
         switch format {
-        case .text: Self.appendText(event: event, label: label, fields: fields, to: &line)
-        case .json: Self.appendJSON(event: event, label: label, fields: fields, to: &line)
+        case .text: Self.appendText(level: level, source: source, message: message, label: label, fields: fields, to: &line)
+        case .json: Self.appendJSON(level: level, message: message, label: label, fields: fields, to: &line)
         }
         output.append(line)
+    }
+
+    /// The access-log line of one request, as `logger.info("request", metadata: line.metadata)`
+    /// from OTPServer would write it, without building, merging and sorting a metadata
+    /// dictionary per request: the line's own fields come already in key order, and only the
+    /// handler's and the provider's other fields (usually none) are merged in.
+    func log(_ access: AccessLogLine) {
+        guard logLevel <= .info else { return }
+        let provided = metadataProvider?.get() ?? [:]
+        var fields = access.fields
+        var others = 0
+        for (key, value) in metadata where provided[key] == nil && !AccessLogLine.isOwn(key) {
+            fields.append((key, value))
+            others += 1
+        }
+        for (key, value) in provided where !AccessLogLine.isOwn(key) {
+            fields.append((key, value))
+            others += 1
+        }
+        if others > 0 { fields.sort { $0.key < $1.key } }
+        write(level: .info, source: "OTPServer", message: AccessLogLine.message, fields: fields)
     }
 
     /// swift-log's `StreamLogHandler` shape:
     /// `2026-11-22T06:10:00+0000 info otpd: key=value … [source] message`.
     static func appendText(
-        event: LogEvent, label: String, fields: [(key: String, value: Logger.Metadata.Value)], to line: inout [UInt8]
+        level: Logger.Level, source: String, message: String, label: String,
+        fields: [(key: String, value: Logger.Metadata.Value)], to line: inout [UInt8]
     ) {
         appendLocalTimestamp(to: &line)
         line.append(UInt8(ascii: " "))
-        line.append(contentsOf: event.level.rawValue.utf8)
+        line.append(contentsOf: level.rawValue.utf8)
         if !label.isEmpty {
             line.append(UInt8(ascii: " "))
             line.append(contentsOf: label.utf8)
@@ -82,25 +110,26 @@ public struct OutputLogHandler: LogHandler {
             line.append(contentsOf: value.description.utf8)
         }
         line.append(contentsOf: " [".utf8)
-        line.append(contentsOf: event.source.utf8)
+        line.append(contentsOf: source.utf8)
         line.append(contentsOf: "] ".utf8)
-        line.append(contentsOf: event.message.description.utf8)
+        line.append(contentsOf: message.utf8)
         line.append(UInt8(ascii: "\n"))
     }
 
     /// One object per line: `ts` (UTC, milliseconds), `level`, `logger`, `msg`, then every
     /// metadata field under its own name (nested metadata as JSON objects and arrays).
     static func appendJSON(
-        event: LogEvent, label: String, fields: [(key: String, value: Logger.Metadata.Value)], to line: inout [UInt8]
+        level: Logger.Level, message: String, label: String,
+        fields: [(key: String, value: Logger.Metadata.Value)], to line: inout [UInt8]
     ) {
         line.append(contentsOf: #"{"ts":""#.utf8)
         appendUTCTimestamp(to: &line)
         line.append(contentsOf: #"","level":""#.utf8)
-        line.append(contentsOf: event.level.rawValue.utf8)
+        line.append(contentsOf: level.rawValue.utf8)
         line.append(contentsOf: #"","logger":"#.utf8)
         JSONText.appendString(label, to: &line)
         line.append(contentsOf: #","msg":"#.utf8)
-        JSONText.appendString(event.message.description, to: &line)
+        JSONText.appendString(message, to: &line)
         for (key, value) in fields
         where key != "ts" && key != "level" && key != "logger" && key != "msg" {
             line.append(UInt8(ascii: ","))

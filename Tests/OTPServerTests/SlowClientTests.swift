@@ -43,6 +43,56 @@ struct SlowClientTests {
         return nil
     }
 
+    /// Sends `parts` on one connection, each after the delay (seconds) paired with it, then
+    /// reads until the server closes or 3 s pass: what it answered, and whether it closed.
+    static func exchange(port: Int, _ parts: [(delay: Double, bytes: String)]) -> (answer: String, closed: Bool)? {
+        guard let fd = connectLoopback(port: port) else { return nil }
+        defer { close(fd) }
+        var timeout = timeval(tv_sec: 0, tv_usec: 100_000)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var answer: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        /// Reads what is there for `seconds`; false once the server has closed.
+        func read(for seconds: Double) -> Bool {
+            let start = Date()
+            repeat {
+                let n = recv(fd, &buffer, buffer.count, 0)
+                if n == 0 { return false }
+                if n > 0 { answer.append(contentsOf: buffer[0..<n]) }
+                if n < 0, errno != EAGAIN, errno != EWOULDBLOCK { return false }
+            } while Date().timeIntervalSince(start) < seconds
+            return true
+        }
+        for part in parts {
+            guard read(for: part.delay) else { return (String(decoding: answer, as: UTF8.self), true) }
+            _ = part.bytes.withCString { send(fd, $0, strlen($0), Int32(MSG_NOSIGNAL)) }
+        }
+        let open = read(for: 3)
+        return (String(decoding: answer, as: UTF8.self), !open)
+    }
+
+    /// The body deadline is per connection but counts from each request's own head: a
+    /// connection whose first request came 0.7 s before a second, slower one is not cut off
+    /// at 1 s from the first (the idle timeout here), and a chunked body over the limit is
+    /// refused whatever the method.
+    @Test func theBodyDeadlineCountsFromEachHeadAndChunkedBodiesAreBounded() async throws {
+        let harness = try harness()
+        try await harness.run { http in
+            let port = http.port
+            let head = "POST /v1/apps/t/login/otp HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n"
+            let slow = await onOwnThread {
+                Self.exchange(port: port, [(0, head + "{}"), (0.7, head + "{"), (0.5, "}"), (0.1, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")])
+            }
+            let answers = slow?.answer.components(separatedBy: "HTTP/1.1 ").dropFirst().map { $0.prefix(3) }
+            #expect(answers == ["400", "400", "200"], "\(String(describing: slow))")
+            let chunk = String(repeating: "a", count: 4000)
+            let chunked = "GET /healthz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                + String(repeating: "FA0\r\n\(chunk)\r\n", count: 20) + "0\r\n\r\n"
+            let big = await onOwnThread { Self.exchange(port: port, [(0, chunked)]) }
+            #expect(big?.answer.hasPrefix("HTTP/1.1 413") == true, "\(String(describing: big))")
+        }
+    }
+
     @Test func aTrickledHeadOrBodyIsCutOff() async throws {
         let harness = try harness()
         try await harness.run { http in
