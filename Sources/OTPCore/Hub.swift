@@ -139,18 +139,16 @@ extension OTPEngine {
             await release(taken)
             throw error
         }
-        if case .invalid = outcome {} else { await release(taken) }
         switch outcome {
         case .verified(let milliseconds):
+            await release(taken)
             return HubVerification(secret: proof, userID: userID, expiresAt: milliseconds / 1000)
-        case .noUser: throw .userNotFound
-        case .notFound: throw .otpNotFound
-        case .invalid(let remaining, let lockedNow):
-            if lockedNow { record(.identifierLocked, app: app, userID: userID, clientIP: clientIP) }
-            throw .invalidOTP(attemptsRemaining: remaining)
-        case .exhausted(let seconds): throw .otpExhausted(retryAfter: seconds)
-        case .identifierLocked(let seconds): throw .identifierLocked(retryAfter: seconds)
-        case .locked(let seconds): throw .tooManyFailures(retryAfter: seconds)
+        case .noUser:
+            await release(taken)
+            throw .userNotFound
+        case .refused(let refusal):
+            if !refusal.isWrongCode { await release(taken) }
+            throw error(for: refusal, app: app, userID: userID, clientIP: clientIP)
         }
     }
 

@@ -88,16 +88,12 @@ extension OTPEngine {
             await release(taken)
             throw error
         }
-        if case .invalid = outcome {} else { await release(taken) }
         switch outcome {
-        case .reset: return
-        case .notFound: throw .otpNotFound
-        case .invalid(let remaining, let lockedNow):
-            if lockedNow { record(.identifierLocked, app: app, userID: userID, clientIP: clientIP) }
-            throw .invalidOTP(attemptsRemaining: remaining)
-        case .exhausted(let seconds): throw .otpExhausted(retryAfter: seconds)
-        case .identifierLocked(let seconds): throw .identifierLocked(retryAfter: seconds)
-        case .locked(let seconds): throw .tooManyFailures(retryAfter: seconds)
+        case .reset:
+            await release(taken)
+        case .refused(let refusal):
+            if !refusal.isWrongCode { await release(taken) }
+            throw error(for: refusal, app: app, userID: userID, clientIP: clientIP)
         }
     }
 

@@ -100,16 +100,26 @@ extension OTPEngine {
         // A wrong code keeps the unit. Any other answer gives it back, without waiting: the
         // cap counts only wrong codes, so the reply changes nothing here, and the give-back
         // goes out on this event loop's connection right behind the activation.
-        if case .invalid = outcome {} else { await releaseWithoutWaiting(taken) }
         switch outcome {
-        case .activated(let user, let ttl): return authResult(app: app, user: user, refreshToken: refreshToken, refreshTTL: ttl)
-        case .notFound: throw .otpNotFound
+        case .activated(let user, let ttl):
+            await releaseWithoutWaiting(taken)
+            return authResult(app: app, user: user, refreshToken: refreshToken, refreshTTL: ttl)
+        case .refused(let refusal):
+            if !refusal.isWrongCode { await releaseWithoutWaiting(taken) }
+            throw error(for: refusal, app: app, userID: userID, clientIP: clientIP)
+        }
+    }
+
+    /// The error of a code a script refused, after recording the lockout a wrong one caused.
+    func error(for refusal: OTPStore.CodeRefusal, app: AppPolicy, userID: String, clientIP: String?) -> OTPError {
+        switch refusal {
+        case .notFound: return .otpNotFound
         case .invalid(let remaining, let lockedNow):
             if lockedNow { record(.identifierLocked, app: app, userID: userID, clientIP: clientIP) }
-            throw .invalidOTP(attemptsRemaining: remaining)
-        case .exhausted(let seconds): throw .otpExhausted(retryAfter: seconds)
-        case .identifierLocked(let seconds): throw .identifierLocked(retryAfter: seconds)
-        case .locked(let seconds): throw .tooManyFailures(retryAfter: seconds)
+            return .invalidOTP(attemptsRemaining: remaining)
+        case .exhausted(let seconds): return .otpExhausted(retryAfter: seconds)
+        case .identifierLocked(let seconds): return .identifierLocked(retryAfter: seconds)
+        case .locked(let seconds): return .tooManyFailures(retryAfter: seconds)
         }
     }
 

@@ -265,18 +265,18 @@ struct OTPStoreTests {
                 otp = late.newOTP(user)
                 _ = try await store.send(otp)
             }
-            guard case .invalid = try await store.activate(late.activation(otp, hash: Self.wrongHash, failuresPerHour: 4)) else {
+            guard case .refused(.invalid) = try await store.activate(late.activation(otp, hash: Self.wrongHash, failuresPerHour: 4)) else {
                 Issue.record("wrong code \(attempt)")
                 return
             }
         }
-        guard case .locked(let retryAfter) = try await store.activate(late.activation(otp, failuresPerHour: 4)) else {
+        guard case .refused(.locked(let retryAfter)) = try await store.activate(late.activation(otp, failuresPerHour: 4)) else {
             Issue.record("the identifier is locked after four failures, even for the right code")
             return
         }
         #expect(retryAfter == 960 - 1)
         clock.set(start + Int64(retryAfter - 1) * 1000)
-        #expect(try await store.activate(late.activation(otp, failuresPerHour: 4)) == .locked(retryAfter: 1))
+        #expect(try await store.activate(late.activation(otp, failuresPerHour: 4)) == .refused(.locked(retryAfter: 1)))
         clock.set(start + Int64(retryAfter) * 1000)
         guard case .activated(let signedIn, _) = try await store.activate(late.activation(otp, failuresPerHour: 4)) else {
             Issue.record("the right code works at Retry-After")
@@ -294,9 +294,9 @@ struct OTPStoreTests {
         for remaining in [1, 0] {
             #expect(
                 try await store.activate(activation(otp, hash: Self.wrongHash, maxAttempts: 2))
-                    == .invalid(attemptsRemaining: remaining, lockedNow: false))
+                    == .refused(.invalid(attemptsRemaining: remaining, lockedNow: false)))
         }
-        guard case .exhausted(let retryAfter) = try await store.activate(activation(otp, maxAttempts: 2)) else {
+        guard case .refused(.exhausted(let retryAfter)) = try await store.activate(activation(otp, maxAttempts: 2)) else {
             Issue.record("the right code is refused once the attempts are spent")
             return
         }

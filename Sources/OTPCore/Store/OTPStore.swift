@@ -228,17 +228,31 @@ struct OTPStore: Sendable {
         var passwordHash: String? = nil
     }
 
-    enum ActivateOutcome: Sendable, Hashable {
-        /// Signed in; the refresh token lives `refreshTTL` seconds.
-        case activated(User, refreshTTL: Int)
+    /// Why a script that judges a code (the Lua helper `judge_code`: `activate`, `check`,
+    /// `resetPassword`) did not accept it.
+    enum CodeRefusal: Sendable, Hashable {
+        /// Unknown, expired or used.
         case notFound
         /// Wrong; `lockedNow` when this guess reached the maximum in a row and locked the identifier.
         case invalid(attemptsRemaining: Int, lockedNow: Bool)
+        /// The OTP's attempts are spent; a new code may be sent in `retryAfter` s.
         case exhausted(retryAfter: Int)
         /// Too many wrong codes in a row (across OTPs): codes refused until the lockout ends.
         case identifierLocked(retryAfter: Int)
         /// Too many wrong codes this hour.
         case locked(retryAfter: Int)
+
+        /// A wrong code: the one refusal that keeps the client's failure unit.
+        var isWrongCode: Bool {
+            if case .invalid = self { return true }
+            return false
+        }
+    }
+
+    enum ActivateOutcome: Sendable, Hashable {
+        /// Signed in; the refresh token lives `refreshTTL` seconds.
+        case activated(User, refreshTTL: Int)
+        case refused(CodeRefusal)
     }
 
     func activate(_ activation: Activation) async throws(OTPError) -> ActivateOutcome {
@@ -260,12 +274,7 @@ struct OTPStore: Sendable {
             ])
         switch reply.status {
         case "ok": return .activated(try reply.user(), refreshTTL: try reply.int(1))
-        case "not_found": return .notFound
-        case "invalid": return .invalid(attemptsRemaining: try reply.int(1), lockedNow: try reply.int(2) == 1)
-        case "exhausted": return .exhausted(retryAfter: try reply.int(1))
-        case "identifier_locked": return .identifierLocked(retryAfter: try reply.int(1))
-        case "locked": return .locked(retryAfter: try reply.int(1))
-        default: throw reply.unexpected()
+        default: return .refused(try reply.codeRefusal())
         }
     }
 
@@ -287,11 +296,7 @@ struct OTPStore: Sendable {
     enum PasswordResetOutcome: Sendable, Hashable {
         /// The code was right: consumed, and the new hash stored.
         case reset
-        case notFound
-        case invalid(attemptsRemaining: Int, lockedNow: Bool)
-        case exhausted(retryAfter: Int)
-        case identifierLocked(retryAfter: Int)
-        case locked(retryAfter: Int)
+        case refused(CodeRefusal)
     }
 
     func resetPassword(_ reset: PasswordReset) async throws(OTPError) -> PasswordResetOutcome {
@@ -306,12 +311,7 @@ struct OTPStore: Sendable {
             ])
         switch reply.status {
         case "ok": return .reset
-        case "not_found": return .notFound
-        case "invalid": return .invalid(attemptsRemaining: try reply.int(1), lockedNow: try reply.int(2) == 1)
-        case "exhausted": return .exhausted(retryAfter: try reply.int(1))
-        case "identifier_locked": return .identifierLocked(retryAfter: try reply.int(1))
-        case "locked": return .locked(retryAfter: try reply.int(1))
-        default: throw reply.unexpected()
+        default: return .refused(try reply.codeRefusal())
         }
     }
 
@@ -470,11 +470,7 @@ struct OTPStore: Sendable {
         /// Right; the proof holds until the OTP expires (Unix ms).
         case verified(expiresAtMilliseconds: Int)
         case noUser
-        case notFound
-        case invalid(attemptsRemaining: Int, lockedNow: Bool)
-        case exhausted(retryAfter: Int)
-        case identifierLocked(retryAfter: Int)
-        case locked(retryAfter: Int)
+        case refused(CodeRefusal)
     }
 
     func check(_ check: Check) async throws(OTPError) -> CheckOutcome {
@@ -491,12 +487,7 @@ struct OTPStore: Sendable {
         switch reply.status {
         case "ok": return .verified(expiresAtMilliseconds: try reply.int(1))
         case "no_user": return .noUser
-        case "not_found": return .notFound
-        case "invalid": return .invalid(attemptsRemaining: try reply.int(1), lockedNow: try reply.int(2) == 1)
-        case "exhausted": return .exhausted(retryAfter: try reply.int(1))
-        case "identifier_locked": return .identifierLocked(retryAfter: try reply.int(1))
-        case "locked": return .locked(retryAfter: try reply.int(1))
-        default: throw reply.unexpected()
+        default: return .refused(try reply.codeRefusal())
         }
     }
 
@@ -740,6 +731,19 @@ private struct ScriptReply {
     /// `{'ok', extra, user fields…}`
     func user() throws(OTPError) -> User {
         try User(fields.dropFirst(2))
+    }
+
+    /// A refusal of `judge_code`: `{'not_found'}`, `{'invalid', remaining, locked now}`,
+    /// `{'exhausted', s}`, `{'identifier_locked', s}` or `{'locked', s}`.
+    func codeRefusal() throws(OTPError) -> OTPStore.CodeRefusal {
+        switch status {
+        case "not_found": return .notFound
+        case "invalid": return .invalid(attemptsRemaining: try int(1), lockedNow: try int(2) == 1)
+        case "exhausted": return .exhausted(retryAfter: try int(1))
+        case "identifier_locked": return .identifierLocked(retryAfter: try int(1))
+        case "locked": return .locked(retryAfter: try int(1))
+        default: throw unexpected()
+        }
     }
 
     func unexpected() -> OTPError {
