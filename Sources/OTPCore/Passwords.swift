@@ -71,7 +71,7 @@ extension OTPEngine {
         let userID = try emailUser(email, app: app)
         try checkNewPassword(newPassword, app: app)
         // Hashing is the costly part: none for an address without a pending code.
-        guard try await store.hasOTP(app: app.id, userID: userID, purpose: .reset) else { throw .otpNotFound }
+        guard try await store.liveOTP(app: app.id, userID: userID, purpose: .reset) != nil else { throw .otpNotFound }
         let taken = try await reserve(failureCounter(app: app, clientIP: clientIP), app: app)
         let outcome: OTPStore.PasswordResetOutcome
         do {

@@ -315,13 +315,6 @@ struct OTPStore: Sendable {
         }
     }
 
-    /// Whether the user has a live OTP of `purpose` (a cheap look before costly work; the
-    /// script that follows decides).
-    func hasOTP(app: String, userID: String, purpose: Purpose) async throws(OTPError) -> Bool {
-        let reply = try await storage { try await redis.send("EXISTS", RedisArgument(keys.otp(app, userID, purpose: purpose))) }
-        return reply.int == 1
-    }
-
     enum PasswordAttempt: Sendable, Hashable {
         /// One hourly failure is taken; verify against this hash (nil: the identifier has none).
         case proceed(storedHash: String?)
@@ -442,7 +435,8 @@ struct OTPStore: Sendable {
         var proofHash: String?
     }
 
-    /// The live OTP of a user for a purpose, or nil when there is none.
+    /// The live OTP of a user for a purpose, or nil when there is none (also a cheap look
+    /// before costly work; the script that follows decides).
     func liveOTP(app: String, userID: String, purpose: Purpose) async throws(OTPError) -> LiveOTP? {
         let key = keys.otp(app, userID, purpose: purpose)
         let reply = try await storage { try await redis.send(["HMGET", RedisArgument(key), "i", "v"]) }
