@@ -24,6 +24,14 @@ public struct AppPolicy: Sendable {
         messages = app.templates.mapValues { Messages($0, app: app) }
     }
 
+    /// The limits every script that judges one of this app's codes applies.
+    var codeLimits: OTPStore.CodeLimits {
+        OTPStore.CodeLimits(
+            maxAttempts: config.otp.maxAttempts, failuresPerHour: config.limits.failedAttemptsPerIdentifierPerHour,
+            sendsPerHour: config.limits.sendsPerIdentifierPerHour,
+            maxConsecutiveFailures: config.limits.maxConsecutiveFailures, lockoutSeconds: config.limits.lockoutSeconds)
+    }
+
     /// Codes as typed by a person: trimmed, and upper-cased for the alphanumeric alphabet.
     func normalize(code: String) -> String {
         let trimmed = code.trimmingASCIIWhitespace()

@@ -130,11 +130,7 @@ extension OTPEngine {
                 OTPStore.Check(
                     app: app.id, userID: userID, purpose: .hub, suffix: suffix,
                     codeHash: codeHash(app: app.id, otpID: "\(userID).\(suffix)", code: Self.normalizeHubCode(code)),
-                    maxAttempts: app.config.otp.maxAttempts,
-                    failuresPerHour: app.config.limits.failedAttemptsPerIdentifierPerHour,
-                    sendsPerHour: app.config.limits.sendsPerIdentifierPerHour,
-                    maxConsecutiveFailures: app.config.limits.maxConsecutiveFailures,
-                    lockoutSeconds: app.config.limits.lockoutSeconds, proofHash: Self.tokenHash(proof)))
+                    limits: app.codeLimits, proofHash: Self.tokenHash(proof)))
         } catch {
             await release(taken)
             throw error

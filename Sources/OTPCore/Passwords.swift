@@ -76,14 +76,11 @@ extension OTPEngine {
         let outcome: OTPStore.PasswordResetOutcome
         do {
             let hash = try await hashPassword(newPassword)
-            let limits = app.config.limits
             outcome = try await store.resetPassword(
                 OTPStore.PasswordReset(
                     app: app.id, userID: userID,
                     codeHash: codeHash(app: app.id, otpID: resetCodeContext(userID: userID), code: app.normalize(code: code)),
-                    maxAttempts: app.config.otp.maxAttempts, failuresPerHour: limits.failedAttemptsPerIdentifierPerHour,
-                    sendsPerHour: limits.sendsPerIdentifierPerHour, maxConsecutiveFailures: limits.maxConsecutiveFailures,
-                    lockoutSeconds: limits.lockoutSeconds, passwordHash: hash))
+                    limits: app.codeLimits, passwordHash: hash))
         } catch {
             await release(taken)
             throw error

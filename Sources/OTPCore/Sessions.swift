@@ -83,12 +83,7 @@ extension OTPEngine {
             outcome = try await store.activate(
                 OTPStore.Activation(
                     app: app.id, userID: userID, purpose: purpose, suffix: suffix,
-                    codeHash: codeHash(app: app.id, otpID: "\(userID).\(suffix)", code: code),
-                    maxAttempts: app.config.otp.maxAttempts,
-                    failuresPerHour: app.config.limits.failedAttemptsPerIdentifierPerHour,
-                    sendsPerHour: app.config.limits.sendsPerIdentifierPerHour,
-                    maxConsecutiveFailures: app.config.limits.maxConsecutiveFailures,
-                    lockoutSeconds: app.config.limits.lockoutSeconds,
+                    codeHash: codeHash(app: app.id, otpID: "\(userID).\(suffix)", code: code), limits: app.codeLimits,
                     refreshTokenHash: Self.tokenHash(refreshToken), familyID: Base64URL.encode(SecureRandom.bytes(12)),
                     refreshTTLSeconds: app.config.tokens.refreshTTLSeconds,
                     sessionMaxSeconds: app.config.tokens.sessionMaxSeconds, proofHash: proofHash,

@@ -58,9 +58,11 @@ struct OTPStoreTests {
         maxConsecutive: Int = 1000
     ) -> OTPStore.Activation {
         OTPStore.Activation(
-            app: otp.app, userID: otp.userID, purpose: .auth, suffix: otp.suffix, codeHash: hash, maxAttempts: maxAttempts,
-            failuresPerHour: failuresPerHour, sendsPerHour: otp.sendsPerHour, maxConsecutiveFailures: maxConsecutive,
-            lockoutSeconds: 86_400, refreshTokenHash: UUID().uuidString.lowercased(), familyID: UUID().uuidString,
+            app: otp.app, userID: otp.userID, purpose: .auth, suffix: otp.suffix, codeHash: hash,
+            limits: OTPStore.CodeLimits(
+                maxAttempts: maxAttempts, failuresPerHour: failuresPerHour, sendsPerHour: otp.sendsPerHour,
+                maxConsecutiveFailures: maxConsecutive, lockoutSeconds: 86_400),
+            refreshTokenHash: UUID().uuidString.lowercased(), familyID: UUID().uuidString,
             refreshTTLSeconds: 3600, sessionMaxSeconds: 7_776_000)
     }
 

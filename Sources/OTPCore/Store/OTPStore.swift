@@ -212,12 +212,7 @@ struct OTPStore: Sendable {
         var purpose: Purpose
         var suffix: String
         var codeHash: [UInt8]
-        var maxAttempts: Int
-        var failuresPerHour: Int
-        /// For the Retry-After of a dead OTP: when may a new code be sent.
-        var sendsPerHour: Int
-        var maxConsecutiveFailures: Int
-        var lockoutSeconds: Int
+        var limits: CodeLimits
         var refreshTokenHash: String
         var familyID: String
         var refreshTTLSeconds: Int
@@ -226,6 +221,16 @@ struct OTPStore: Sendable {
         /// must hold, and the password hash stored on success.
         var proofHash: String? = nil
         var passwordHash: String? = nil
+    }
+
+    /// The app's limits a script that judges a code applies (the Lua helper `judge_code`).
+    struct CodeLimits: Sendable, Hashable {
+        var maxAttempts: Int
+        var failuresPerHour: Int
+        /// For the Retry-After of a dead OTP: when may a new code be sent.
+        var sendsPerHour: Int
+        var maxConsecutiveFailures: Int
+        var lockoutSeconds: Int
     }
 
     /// Why a script that judges a code (the Lua helper `judge_code`: `activate`, `check`,
@@ -266,10 +271,10 @@ struct OTPStore: Sendable {
             ],
             arguments: [
                 RedisArgument(activation.suffix), RedisArgument(bytes: activation.codeHash),
-                RedisArgument(activation.failuresPerHour), RedisArgument(activation.refreshTTLSeconds),
-                RedisArgument(activation.familyID), RedisArgument(user), RedisArgument(activation.maxAttempts),
-                RedisArgument(activation.sendsPerHour), RedisArgument(activation.maxConsecutiveFailures),
-                RedisArgument(activation.lockoutSeconds * 1000), RedisArgument(activation.sessionMaxSeconds),
+                RedisArgument(activation.limits.failuresPerHour), RedisArgument(activation.refreshTTLSeconds),
+                RedisArgument(activation.familyID), RedisArgument(user), RedisArgument(activation.limits.maxAttempts),
+                RedisArgument(activation.limits.sendsPerHour), RedisArgument(activation.limits.maxConsecutiveFailures),
+                RedisArgument(activation.limits.lockoutSeconds * 1000), RedisArgument(activation.sessionMaxSeconds),
                 RedisArgument(activation.proofHash ?? ""), RedisArgument(activation.passwordHash ?? ""),
             ])
         switch reply.status {
@@ -285,11 +290,7 @@ struct OTPStore: Sendable {
         var app: String
         var userID: String
         var codeHash: [UInt8]
-        var maxAttempts: Int
-        var failuresPerHour: Int
-        var sendsPerHour: Int
-        var maxConsecutiveFailures: Int
-        var lockoutSeconds: Int
+        var limits: CodeLimits
         var passwordHash: String
     }
 
@@ -305,9 +306,10 @@ struct OTPStore: Sendable {
             Scripts.resetPassword, "resetPassword",
             keys: [keys.otp(app, user, purpose: .reset), keys.quota(app, user), keys.user(app, user)],
             arguments: [
-                RedisArgument(bytes: reset.codeHash), RedisArgument(reset.failuresPerHour), RedisArgument(reset.maxAttempts),
-                RedisArgument(reset.sendsPerHour), RedisArgument(reset.maxConsecutiveFailures),
-                RedisArgument(reset.lockoutSeconds * 1000), RedisArgument(reset.passwordHash),
+                RedisArgument(bytes: reset.codeHash), RedisArgument(reset.limits.failuresPerHour),
+                RedisArgument(reset.limits.maxAttempts), RedisArgument(reset.limits.sendsPerHour),
+                RedisArgument(reset.limits.maxConsecutiveFailures), RedisArgument(reset.limits.lockoutSeconds * 1000),
+                RedisArgument(reset.passwordHash),
             ])
         switch reply.status {
         case "ok": return .reset
@@ -451,11 +453,7 @@ struct OTPStore: Sendable {
         var purpose: Purpose
         var suffix: String
         var codeHash: [UInt8]
-        var maxAttempts: Int
-        var failuresPerHour: Int
-        var sendsPerHour: Int
-        var maxConsecutiveFailures: Int
-        var lockoutSeconds: Int
+        var limits: CodeLimits
         /// Stored in the OTP when the code is right, for the activation that consumes it.
         var proofHash: String
     }
@@ -473,10 +471,10 @@ struct OTPStore: Sendable {
             Scripts.check, "check",
             keys: [keys.otp(app, user, purpose: check.purpose), keys.quota(app, user), keys.user(app, user)],
             arguments: [
-                RedisArgument(check.suffix), RedisArgument(bytes: check.codeHash), RedisArgument(check.failuresPerHour),
-                RedisArgument(check.maxAttempts), RedisArgument(check.sendsPerHour),
-                RedisArgument(check.maxConsecutiveFailures), RedisArgument(check.lockoutSeconds * 1000),
-                RedisArgument(check.proofHash),
+                RedisArgument(check.suffix), RedisArgument(bytes: check.codeHash),
+                RedisArgument(check.limits.failuresPerHour), RedisArgument(check.limits.maxAttempts),
+                RedisArgument(check.limits.sendsPerHour), RedisArgument(check.limits.maxConsecutiveFailures),
+                RedisArgument(check.limits.lockoutSeconds * 1000), RedisArgument(check.proofHash),
             ])
         switch reply.status {
         case "ok": return .verified(expiresAtMilliseconds: try reply.int(1))
