@@ -113,13 +113,20 @@ func buildRouter(
     V1Controller(engine: engine, metrics: metrics, clientAddress: clientAddress).addRoutes(to: router)
     let credentials = BasicCredentials(configuration.surfaces.channelAPI)
     ChannelAPIController(engine: engine, credentials: credentials).addRoutes(to: router)
+    // The bot's webhook exists for a Telegram bot (whose secret production requires), or in
+    // development for any telegram gateway (the log one, to try it locally). Otherwise it is not
+    // served: anyone could post updates to it, and each costs a day of Redis memory.
     var webhookSecret: String?
-    if case .telegram(let bot) = configuration.delivery.telegram { webhookSecret = bot.webhookSecret }
+    var webhookServed = configuration.mode == .development && configuration.delivery.telegram != nil
+    if case .telegram(let bot) = configuration.delivery.telegram {
+        webhookSecret = bot.webhookSecret
+        webhookServed = true
+    }
     TelegramController(
         engine: engine, metrics: metrics, replies: replies ?? TelegramReplies(engine: engine, metrics: metrics),
         credentials: credentials, clientAddress: clientAddress, webhookSecret: webhookSecret,
         gatewayToken: configuration.delivery.telegramGateway?.token, logger: logger
-    ).addRoutes(to: router)
+    ).addRoutes(to: router, webhook: webhookServed)
     if let reset = configuration.surfaces.passwordReset {
         PasswordResetController(engine: engine, appID: reset.app, metrics: metrics, clientAddress: clientAddress)
             .addRoutes(to: router)

@@ -247,6 +247,31 @@ struct TelegramTests {
         }
     }
 
+    /// In production without a Telegram bot (no webhook secret to check), nobody may post
+    /// updates: each would hold Redis memory for a day.
+    @Test func withoutABotProductionServesNoWebhook() async throws {
+        let key = #"{kid: k1, secret: "prod-secret-0123456789abcdef0123456789abcdef"}"#
+        let harness = try V1Harness { url, prefix in
+            """
+            mode: production
+            redis: \(TestRedis.configurationYAML(url: url, keyPrefix: prefix, timeoutMilliseconds: 5000))
+            security: {pepper: "prod-pepper-0123456789abcdef"}
+            delivery:
+              email: {provider: webhook, url: "https://127.0.0.1:9/hook", secret: "webhook-secret-0123456789"}
+              telegram: {provider: webhook, url: "https://127.0.0.1:9/hook", secret: "webhook-secret-0123456789"}
+            apps:
+              - id: p
+                channels: [email, telegram]
+                tokens: {keys: [\(key)]}
+            """
+        }
+        try await harness.run { http in
+            let reply = try await http.post("/telegram/webhook", Self.update(Self.uniqueUpdate(), chat: Self.uniqueChat()))
+            #expect(reply.status == 404, "\(reply.body)")
+            #expect(try await TestRedis.allKeys(matching: "\(harness.prefix):*").isEmpty)
+        }
+    }
+
     @Test func aRedeliveredUpdateSendsOneMessageAndOtherUpdatesNone() async throws {
         try await run { http, gateway, _, _ in
             let (id, chat) = (Self.uniqueUpdate(), Self.uniqueChat())

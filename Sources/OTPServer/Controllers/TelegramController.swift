@@ -25,8 +25,9 @@ struct TelegramController {
     static let timestampHeader = HTTPField.Name("X-Request-Timestamp")!
     static let signatureHeader = HTTPField.Name("X-Request-Signature")!
 
-    func addRoutes(to router: Router<OTPRequestContext>) {
-        router.post("telegram/webhook", use: webhook)
+    /// `webhook`: whether to serve the bot's webhook (see `buildRouter`).
+    func addRoutes(to router: Router<OTPRequestContext>, webhook served: Bool) {
+        if served { router.post("telegram/webhook", use: webhook) }
         router.get("target", use: target)
         router.post("telegram/gateway/callback", use: gatewayCallback)
     }
