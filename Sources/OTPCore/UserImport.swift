@@ -43,13 +43,23 @@ extension OTPEngine {
         var reader = UserExportReader(file)
         var batch: [OTPStore.ImportedUser] = []
         batch.reserveCapacity(Self.importBatchSize)
+        // A batch is stored concurrently: a user it already holds is one the file names twice.
+        var batchUsers = Set<String>()
         while let record = reader.next() {
             switch record.fields.flatMap({ importedUser($0, app: app, now: now) }) {
             case .success(let user):
+                if !batchUsers.insert(user.userID).inserted {
+                    // Store what comes before it first, so the file's first record of a user
+                    // wins and the later one counts as existing, as in a one-by-one import.
+                    try await store(batch, into: &summary)
+                    batch.removeAll(keepingCapacity: true)
+                    batchUsers = [user.userID]
+                }
                 batch.append(user)
                 if batch.count == Self.importBatchSize {
                     try await store(batch, into: &summary)
                     batch.removeAll(keepingCapacity: true)
+                    batchUsers.removeAll(keepingCapacity: true)
                 }
             case .failure(let reason):
                 summary.rejected += 1
