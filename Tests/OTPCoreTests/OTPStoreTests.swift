@@ -308,14 +308,14 @@ struct OTPStoreTests {
         _ = try await store.send(newOTP(user))
         // The user is near the end of its life (its day is almost over) when a new code is sent.
         let userKey = "\(prefix):{t:\(user)}:user"
-        _ = try await redis.send("PEXPIRE", RedisArgument(userKey), 300)
-        let late = newOTP(user, ttl: 3)
+        _ = try await redis.send("PEXPIRE", RedisArgument(userKey), 2000)
+        let late = newOTP(user, ttl: 6)
         guard case .created(_, let created, _) = try await store.send(late) else {
             Issue.record("a resend to an unverified user")
             return
         }
         #expect(!created)
-        try await Task.sleep(for: .milliseconds(700))
+        try await Task.sleep(for: .milliseconds(2300))
         guard case .activated(let activated, _) = try await store.activate(activation(late)) else {
             Issue.record("the late code must not outlive its user")
             return
