@@ -41,11 +41,18 @@ public struct DeliveryError: Error, Sendable, CustomStringConvertible {
     /// The gateway answered that it cannot reach this recipient (the Telegram Gateway: the
     /// number is not on Telegram): nothing went out, and another channel may carry the code.
     public var recipientRefused: Bool
+    /// The request reached the gateway: it answered (whatever it answered), or the request
+    /// left and no answer came in time. A provider bills, and flags the account for, such
+    /// calls even when it refuses the number, so they spend the sender's quotas. False only
+    /// when nothing reached a gateway (no connection, no such host, a message refused before
+    /// any request was made).
+    public var gatewayReached: Bool
 
-    public init(provider: String, reason: String, recipientRefused: Bool = false) {
+    public init(provider: String, reason: String, recipientRefused: Bool = false, gatewayReached: Bool = false) {
         self.provider = provider
         self.reason = reason
         self.recipientRefused = recipientRefused
+        self.gatewayReached = gatewayReached || recipientRefused
     }
 
     public var description: String { "\(provider): \(reason)" }

@@ -30,10 +30,13 @@ public struct GatewayPolicy: Sendable, Hashable {
                 let response = try await CurlTransport.shared.perform(request)
                 if accept(response) { return response }
                 let reason = "gateway answered \(response.status)"
-                lastError = DeliveryError(provider: provider, reason: reason)
+                lastError = DeliveryError(provider: provider, reason: reason, gatewayReached: true)
                 guard response.status == 429 || response.status >= 500 else { throw lastError }
             } catch let failure as CurlFailure {
-                lastError = DeliveryError(provider: provider, reason: failure.message)
+                // Reached once any attempt reached it: a retry after a 5xx that then cannot
+                // connect was still an answered (billed) call.
+                lastError = DeliveryError(
+                    provider: provider, reason: failure.message, gatewayReached: lastError.gatewayReached || !failure.requestNotSent)
                 guard failure.requestNotSent else { throw lastError }
             } catch let error as DeliveryError {
                 throw error

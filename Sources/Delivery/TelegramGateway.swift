@@ -48,7 +48,7 @@ public struct TelegramGatewayProvider: DeliveryProvider {
             let error = String(String(describing: answer["error"] ?? "refused").prefix(64).filter { $0.isLetter || $0.isNumber || $0 == "_" })
             throw DeliveryError(provider: name, reason: "refused: \(error)", recipientRefused: true)
         }
-        throw DeliveryError(provider: name, reason: "gateway answered \(response.status) without a result")
+        throw DeliveryError(provider: name, reason: "gateway answered \(response.status) without a result", gatewayReached: true)
     }
 
     func body(_ message: OutboundMessage, code: String) -> [UInt8] {

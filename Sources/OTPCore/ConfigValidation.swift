@@ -5,6 +5,18 @@ extension Configuration {
     /// Secrets that start with this are development placeholders: refused in production mode.
     public static let insecurePrefix = "insecure-"
 
+    /// The longest duration any `*_seconds` key takes: 10 years. Every duration is at most this,
+    /// so no `* 1000` (milliseconds) or `now + ttl` can overflow.
+    public static let maxDurationSeconds = 10 * 365 * 86_400
+    /// `server.max_body_bytes` at most 16 MiB.
+    public static let maxBodyBytesLimit = 16 << 20
+    /// Every count or per-hour limit is at most this: the Lua window arithmetic (limit × an hour
+    /// in ms, 3.6e15) stays exact in a double (below 2^53), and no counter can overflow.
+    public static let maxCount = 1_000_000_000
+    /// A secret that authenticates what otpd receives (a webhook's or a callback's) is at least
+    /// this long in production mode.
+    public static let minReceiverSecretLength = 16
+
     /// Checks everything that types alone cannot. Throws the first problem, naming its key;
     /// returns warnings (development secrets, the `log` gateway) for the log.
     @discardableResult
@@ -16,7 +28,7 @@ extension Configuration {
         try check.server(server)
         try check.redis(redis)
         try check.secret(security.pepper, "security.pepper", minBytes: 16)
-        try check.require(delivery.timeoutMilliseconds > 0, "delivery.timeout_ms", "must be positive")
+        try check.milliseconds(delivery.timeoutMilliseconds, "delivery.timeout_ms")
         try check.require((0...10).contains(delivery.retries), "delivery.retries", "must be 0-10")
         for channel in DeliveryChannel.allCases {
             if let gateway = delivery.gateway(for: channel) { try check.gateway(gateway, for: channel) }
@@ -45,6 +57,32 @@ struct ConfigurationCheck {
         if !condition { throw ConfigurationError(key: key, message) }
     }
 
+    /// A duration in seconds: 1 s to 10 years (0 too when `zero` means "none").
+    func seconds(_ value: Int, _ key: String, zero: Bool = false) throws(ConfigurationError) {
+        let range = (zero ? 0 : 1)...Configuration.maxDurationSeconds
+        try require(
+            range.contains(value), key,
+            "must be \(range.lowerBound)-\(range.upperBound) seconds (at most 10 years), got \(value)")
+    }
+
+    /// A timeout in milliseconds: 1 ms to 1 hour.
+    func milliseconds(_ value: Int, _ key: String) throws(ConfigurationError) {
+        try require((1...3_600_000).contains(value), key, "must be 1-3600000 milliseconds (at most 1 hour), got \(value)")
+    }
+
+    /// A count or limit: 1 to `Configuration.maxCount`, or the smaller `max`.
+    func count(_ value: Int, _ key: String, max: Int = Configuration.maxCount) throws(ConfigurationError) {
+        try require((1...max).contains(value), key, "must be 1-\(max), got \(value)")
+    }
+
+    /// A secret that authenticates what otpd receives: at least 16 characters in production.
+    func receiverSecret(_ value: String, _ key: String) throws(ConfigurationError) {
+        let minimum = Configuration.minReceiverSecretLength
+        try require(
+            mode != .production || value.count >= minimum, key,
+            "must be at least \(minimum) characters long in production (a short secret can be guessed)")
+    }
+
     mutating func placeholder(_ value: String, _ key: String) throws(ConfigurationError) {
         guard value.hasPrefix(Configuration.insecurePrefix) else { return }
         try require(mode == .development, key, "is a development placeholder; refused unless mode is development")
@@ -60,14 +98,19 @@ struct ConfigurationCheck {
     func server(_ server: Configuration.Server) throws(ConfigurationError) {
         try require(!server.host.isEmpty, "server.host", "is empty")
         try require((1...65535).contains(server.port), "server.port", "must be 1-65535, got \(server.port)")
-        try require(server.maxBodyBytes > 0, "server.max_body_bytes", "must be positive")
-        try require(server.idleTimeoutSeconds > 0, "server.idle_timeout_seconds", "must be positive")
-        try require(server.maxConnections > 0, "server.max_connections", "must be positive")
+        try count(server.maxBodyBytes, "server.max_body_bytes", max: Configuration.maxBodyBytesLimit)
+        try seconds(server.idleTimeoutSeconds, "server.idle_timeout_seconds")
+        try count(server.maxConnections, "server.max_connections", max: 1_000_000)
         for (i, proxy) in server.trustedProxies.enumerated() {
+            guard let range = NetworkRange(proxy) else {
+                throw ConfigurationError(key: "server.trusted_proxies[\(i)]", "'\(proxy)' is not an IP address or CIDR range")
+            }
+            // A range of every address would trust anyone's X-Forwarded-For: every per-IP limit
+            // would be one forged header away.
             try require(
-                NetworkRange(proxy) != nil, "server.trusted_proxies[\(i)]",
-                "'\(proxy)' is not an IP address or CIDR range")
-    }
+                mode != .production || range.prefixLength > 0, "server.trusted_proxies[\(i)]",
+                "'\(proxy)' covers every address: anyone could set their client IP; refused unless mode is development")
+        }
     }
 
     func redis(_ redis: Configuration.Redis) throws(ConfigurationError) {
@@ -86,7 +129,7 @@ struct ConfigurationCheck {
                 url.database == 0, "redis.url",
                 "a Redis Cluster has only database 0; in mode: cluster the URL carries only the credentials")
         }
-        try require(redis.timeoutMilliseconds > 0, "redis.timeout_ms", "must be positive")
+        try milliseconds(redis.timeoutMilliseconds, "redis.timeout_ms")
         try require((1...64).contains(redis.poolSize), "redis.pool_size", "must be 1-64")
         try require(
             !redis.keyPrefix.isEmpty && !redis.keyPrefix.contains(where: { "{} ".contains($0) }), "redis.key_prefix",
@@ -135,11 +178,13 @@ struct ConfigurationCheck {
                     TelegramBotAPI.isValidSecretToken(webhookSecret), "\(key).webhook_secret",
                     "must be 1-256 characters of A-Z, a-z, 0-9, _ and - (Telegram's rule for secret tokens)")
                 try placeholder(webhookSecret, "\(key).webhook_secret")
+                try receiverSecret(webhookSecret, "\(key).webhook_secret")
             } else {
                 try require(
                     !production, "\(key).webhook_secret",
                     "is required in production: without it anyone could post updates to /telegram/webhook")
             }
+            try count(telegram.codesPerChatPerHour, "\(key).codes_per_chat_per_hour", max: 1000)
             if let codeLifetime = telegram.codeLifetime {
                 try require((1...86400).contains(codeLifetime), "\(key).code_lifetime", "must be 1-86400")
             }
@@ -147,6 +192,7 @@ struct ConfigurationCheck {
             try webURL(webhook.url, "url")
             try placeholder(webhook.secret, "\(key).secret")
             try shaped(webhook.secret, "secret", webhook.secret.utf8.count >= 24, "at least 24 bytes (or whsec_ and base64)")
+            try receiverSecret(webhook.secret, "\(key).secret")
         case .log:
             try require(
                 mode == .development, "\(key).provider",
@@ -167,6 +213,8 @@ struct ConfigurationCheck {
         let key = "delivery.telegram_gateway"
         try webURL(gateway.baseURL, "\(key).base_url")
         try placeholder(gateway.token, "\(key).token")
+        // The token is also the key of the delivery reports' signatures.
+        try receiverSecret(gateway.token, "\(key).token")
         if !gateway.callbackURL.isEmpty { try webURL(gateway.callbackURL, "\(key).callback_url") }
         try require(
             gateway.senderUsername.count <= 64, "\(key).sender_username", "must be at most 64 characters")
@@ -187,12 +235,14 @@ struct ConfigurationCheck {
             ("sends_per_identifier_per_hour", limits.sendsPerIdentifierPerHour), ("sends_per_ip_per_hour", limits.sendsPerIPPerHour),
             ("failed_attempts_per_identifier_per_hour", limits.failedAttemptsPerIdentifierPerHour),
             ("failed_attempts_per_ip_per_hour", limits.failedAttemptsPerIPPerHour),
-            ("max_consecutive_failures", limits.maxConsecutiveFailures), ("lockout_seconds", limits.lockoutSeconds),
+            ("max_consecutive_failures", limits.maxConsecutiveFailures),
             ("refreshes_per_session_per_hour", limits.refreshesPerSessionPerHour),
+            ("failed_passwords_per_identifier_per_hour", limits.failedPasswordsPerIdentifierPerHour),
             ("sms_and_calls_per_app_per_hour", limits.smsAndCallsPerAppPerHour),
         ] {
-            try require(value > 0, "\(key).\(name)", "must be positive")
+            try count(value, "\(key).\(name)")
         }
+        try seconds(limits.lockoutSeconds, "\(key).lockout_seconds")
         for (c, code) in limits.allowedCountryCodes.enumerated() {
             try require(
                 (1...3).contains(code.count) && code.allSatisfy({ $0.isASCII && $0.isNumber }) && code.first != "0",
@@ -230,18 +280,18 @@ struct ConfigurationCheck {
             try require(app.channels.contains(.telegram), "\(key).fallback.telegram", "the app does not enable telegram")
         }
         try require((4...12).contains(app.otp.length), "\(key).otp.length", "must be 4-12")
-        try require(app.otp.ttlSeconds > 0, "\(key).otp.ttl_seconds", "must be positive")
-        try require(app.otp.maxAttempts > 0, "\(key).otp.max_attempts", "must be positive")
-        try require(app.otp.resendCooldownSeconds >= 0, "\(key).otp.resend_cooldown_seconds", "must be 0 or more")
+        try seconds(app.otp.ttlSeconds, "\(key).otp.ttl_seconds")
+        try count(app.otp.maxAttempts, "\(key).otp.max_attempts", max: 1000)
+        try seconds(app.otp.resendCooldownSeconds, "\(key).otp.resend_cooldown_seconds", zero: true)
         try limits(app.limits, key: "\(key).limits")
         // Short codes are guessable: NIST's bound on guesses needs fewer attempts per code.
         try require(
             app.otp.length >= 6 || app.otp.maxAttempts <= 3, "\(key).otp.max_attempts",
             "must be 3 or less for codes shorter than 6 characters (length is \(app.otp.length))")
-        try require(app.tokens.accessTTLSeconds > 0, "\(key).tokens.access_ttl_seconds", "must be positive")
-        try require(app.tokens.refreshTTLSeconds > 0, "\(key).tokens.refresh_ttl_seconds", "must be positive")
-        try require(app.tokens.reuseIntervalSeconds >= 0, "\(key).tokens.reuse_interval_seconds", "must be 0 or more")
-        try require(app.tokens.sessionMaxSeconds > 0, "\(key).tokens.session_max_seconds", "must be positive")
+        try seconds(app.tokens.accessTTLSeconds, "\(key).tokens.access_ttl_seconds")
+        try seconds(app.tokens.refreshTTLSeconds, "\(key).tokens.refresh_ttl_seconds")
+        try seconds(app.tokens.reuseIntervalSeconds, "\(key).tokens.reuse_interval_seconds", zero: true)
+        try seconds(app.tokens.sessionMaxSeconds, "\(key).tokens.session_max_seconds")
         try require(!app.tokens.keys.isEmpty, "\(key).tokens.keys", "must list at least one key")
         var kids = Set<String>()
         for (k, tokenKey) in app.tokens.keys.enumerated() {
@@ -252,7 +302,8 @@ struct ConfigurationCheck {
         try require(
             kids.contains(app.tokens.activeKid), "\(key).tokens.active_kid",
             "'\(app.tokens.activeKid)' is not one of the listed keys")
-        try require(app.password.minLength >= 1, "\(key).password.min_length", "must be positive")
+        // A longer minimum than the longest password accepted would refuse every password.
+        try count(app.password.minLength, "\(key).password.min_length", max: OTPEngine.maxPasswordBytes)
         try require(
             app.templates[app.defaultLanguage] != nil, "\(key).templates",
             "has no templates for the default language '\(app.defaultLanguage)'")
@@ -265,15 +316,23 @@ struct ConfigurationCheck {
     }
 
     mutating func surfaces(_ surfaces: Configuration.Surfaces, appIDs ids: Set<String>) throws(ConfigurationError) {
-        for (name, binding) in [("password_reset", surfaces.passwordReset), ("hub", surfaces.hub)] {
-            if let binding {
-                try require(ids.contains(binding.app), "surfaces.\(name).app", "no app has the id '\(binding.app)'")
+        for (name, app) in [("password_reset", surfaces.passwordReset?.app), ("hub", surfaces.hub?.app)] {
+            if let app {
+                try require(ids.contains(app), "surfaces.\(name).app", "no app has the id '\(app)'")
             }
+        }
+        if let hub = surfaces.hub {
+            try require(
+                (1...315_360_000).contains(hub.socketMaxSeconds), "surfaces.hub.socket_max_seconds",
+                "must be between 1 and 315360000 (10 years), got \(hub.socketMaxSeconds)")
+            try require(
+                (1...10_000).contains(hub.socketsPerIP), "surfaces.hub.sockets_per_ip",
+                "must be between 1 and 10000, got \(hub.socketsPerIP)")
         }
         if let channelAPI = surfaces.channelAPI {
             try require(!channelAPI.basicAuth.username.isEmpty, "surfaces.channel_api.basic_auth.username", "is empty")
             try secret(channelAPI.basicAuth.password, "surfaces.channel_api.basic_auth.password", minBytes: 12)
-            try require(channelAPI.maxAttempts > 0, "surfaces.channel_api.max_attempts", "must be positive")
+            try count(channelAPI.maxAttempts, "surfaces.channel_api.max_attempts", max: 1000)
         }
     }
 }

@@ -310,6 +310,8 @@ public struct Configuration: Sendable, Decodable {
             public var webhookSecret: String?
             /// Seconds a code the bot hands out stays valid (default 300).
             public var codeLifetime: Int?
+            /// Codes one chat gets per hour at most (default 10); beyond it the bot stays silent.
+            public var codesPerChatPerHour: Int
 
             enum CodingKeys: String, CodingKey, CaseIterable {
                 case provider
@@ -317,6 +319,7 @@ public struct Configuration: Sendable, Decodable {
                 case botToken = "bot_token"
                 case webhookSecret = "webhook_secret"
                 case codeLifetime = "code_lifetime"
+                case codesPerChatPerHour = "codes_per_chat_per_hour"
             }
 
             public init(from decoder: any Decoder) throws {
@@ -326,6 +329,7 @@ public struct Configuration: Sendable, Decodable {
                 botToken = try c.nonEmptyString(.botToken)
                 webhookSecret = try c.decodeIfPresent(String.self, forKey: .webhookSecret)
                 codeLifetime = try c.decodeIfPresent(Int.self, forKey: .codeLifetime)
+                codesPerChatPerHour = try c.value(.codesPerChatPerHour, default: 10)
             }
         }
 
@@ -445,6 +449,10 @@ public struct Configuration: Sendable, Decodable {
         public var maxConsecutiveFailures = 100
         public var lockoutSeconds = 86_400
         public var refreshesPerSessionPerHour = 60
+        /// Wrong passwords for one identifier per hour: a budget of its own, so password guesses
+        /// never spend the identifier's code failures or its lockout (and never stop a user from
+        /// signing in with a code).
+        public var failedPasswordsPerIdentifierPerHour = 10
         /// Country calling codes sms and call may reach (`["1", "44"]`); empty: all.
         public var allowedCountryCodes: [String] = []
         public var smsAndCallsPerAppPerHour = 1000
@@ -457,6 +465,7 @@ public struct Configuration: Sendable, Decodable {
             case maxConsecutiveFailures = "max_consecutive_failures"
             case lockoutSeconds = "lockout_seconds"
             case refreshesPerSessionPerHour = "refreshes_per_session_per_hour"
+            case failedPasswordsPerIdentifierPerHour = "failed_passwords_per_identifier_per_hour"
             case allowedCountryCodes = "allowed_country_codes"
             case smsAndCallsPerAppPerHour = "sms_and_calls_per_app_per_hour"
         }
@@ -474,6 +483,8 @@ public struct Configuration: Sendable, Decodable {
             maxConsecutiveFailures = try c.value(.maxConsecutiveFailures, default: maxConsecutiveFailures)
             lockoutSeconds = try c.value(.lockoutSeconds, default: lockoutSeconds)
             refreshesPerSessionPerHour = try c.value(.refreshesPerSessionPerHour, default: refreshesPerSessionPerHour)
+            failedPasswordsPerIdentifierPerHour = try c.value(
+                .failedPasswordsPerIdentifierPerHour, default: failedPasswordsPerIdentifierPerHour)
             allowedCountryCodes = try c.value(.allowedCountryCodes, default: allowedCountryCodes)
             smsAndCallsPerAppPerHour = try c.value(.smsAndCallsPerAppPerHour, default: smsAndCallsPerAppPerHour)
         }
@@ -573,6 +584,26 @@ public struct Configuration: Sendable, Decodable {
                 app = try decoder.container(keyedBy: CodingKeys.self).decode(String.self, forKey: .app)
             }
         }
+        /// `surfaces.hub`: the app the hub serves, and the limits of its WebSockets.
+        public struct Hub: Sendable, Decodable {
+            public var app: String
+            /// An open socket is closed this long after it opened.
+            public var socketMaxSeconds: Int
+            /// One client IP (an IPv6 /64) holds at most this many open sockets at once.
+            public var socketsPerIP: Int
+            enum CodingKeys: String, CodingKey, CaseIterable {
+                case app
+                case socketMaxSeconds = "socket_max_seconds"
+                case socketsPerIP = "sockets_per_ip"
+            }
+            public init(from decoder: any Decoder) throws {
+                try decoder.rejectUnknownKeys(CodingKeys.self)
+                let c = try decoder.container(keyedBy: CodingKeys.self)
+                app = try c.decode(String.self, forKey: .app)
+                socketMaxSeconds = try c.value(.socketMaxSeconds, default: 3600)
+                socketsPerIP = try c.value(.socketsPerIP, default: 20)
+            }
+        }
         public struct ChannelAPI: Sendable, Decodable {
             public struct BasicAuth: Sendable, Decodable {
                 public var username: String
@@ -600,7 +631,7 @@ public struct Configuration: Sendable, Decodable {
         }
 
         public var passwordReset: AppBinding?
-        public var hub: AppBinding?
+        public var hub: Hub?
         public var channelAPI: ChannelAPI?
 
         enum CodingKeys: String, CodingKey, CaseIterable {
@@ -615,7 +646,7 @@ public struct Configuration: Sendable, Decodable {
             try decoder.rejectUnknownKeys(CodingKeys.self)
             let c = try decoder.container(keyedBy: CodingKeys.self)
             passwordReset = try c.decodeIfPresent(AppBinding.self, forKey: .passwordReset)
-            hub = try c.decodeIfPresent(AppBinding.self, forKey: .hub)
+            hub = try c.decodeIfPresent(Hub.self, forKey: .hub)
             channelAPI = try c.decodeIfPresent(ChannelAPI.self, forKey: .channelAPI)
         }
     }

@@ -16,6 +16,8 @@ public final class OTPEngine: Sendable {
     let telegramGateway: (any DeliveryProvider)?
     /// Seconds a code the Telegram bot hands out stays valid.
     let botCodeLifetime: Int
+    /// Codes one chat gets from the bot per hour.
+    let botCodesPerChatPerHour: Int
     /// Wrong checks a channel-API code survives.
     let channelAPIMaxAttempts: Int
     let logger: Logger
@@ -56,8 +58,10 @@ public final class OTPEngine: Sendable {
         }
         if case .telegram(let bot) = configuration.delivery.telegram {
             self.botCodeLifetime = bot.codeLifetime ?? 300
+            self.botCodesPerChatPerHour = bot.codesPerChatPerHour
         } else {
             self.botCodeLifetime = 300
+            self.botCodesPerChatPerHour = 10
         }
         self.channelAPIMaxAttempts = configuration.surfaces.channelAPI?.maxAttempts ?? 5
         self.logger = logger
@@ -146,7 +150,9 @@ public final class OTPEngine: Sendable {
     /// client's (and, for SMS and calls, the app's) hourly quota, creates the OTP under the
     /// identifier's quotas, and delivers it. A send refused by a quota leaves the identifier's
     /// earlier code, cooldown and quotas as they were; a refusal of the identifier still spends
-    /// the client's quota (probing is metered); a failed delivery leaves nothing behind.
+    /// the client's quota (probing is metered); a failed delivery leaves no usable code, and
+    /// gives the quotas back only when no gateway was reached (a gateway that answered, even
+    /// to refuse the number, billed the call).
     public func send(_ request: SendRequest, appID: String, mode: SendMode) async throws(OTPError) -> SendResult {
         let app = try app(appID)
         guard let identifier = Identifier(request.identifier) else { throw .invalidIdentifier }
@@ -182,9 +188,12 @@ public final class OTPEngine: Sendable {
             do {
                 carrier = try await deliver(code: code, of: otp, chat: chat, language: request.language, app: app)
             } catch {
-                await store.cancelSend(otp, userCreated: userCreated)
-                await release(taken)
-                throw error
+                // No usable code is left either way. A gateway that was reached billed the call
+                // (and a provider that refuses a number flags the account that keeps trying),
+                // so the quotas stay spent; only a gateway never reached gives them back.
+                await store.cancelSend(otp, userCreated: userCreated, keepQuota: error.gatewayReached)
+                if !error.gatewayReached { await release(taken) }
+                throw error.error
             }
             return SendResult(otpID: otpID, channel: carrier, delivered: true)
         case .decoy(let otpID):
@@ -251,6 +260,13 @@ public final class OTPEngine: Sendable {
             telegramGatewayAllowed: channel == .telegram && identifier.field == "phone" && telegramGateway != nil)
     }
 
+    /// Why a code was not delivered, and whether a gateway was reached on the way (then the
+    /// send's quotas stay spent: see `DeliveryError.gatewayReached`).
+    struct Undelivered: Error {
+        var error: OTPError
+        var gatewayReached: Bool
+    }
+
     /// Hands the code to its gateway and returns the channel that carried it, or throws.
     ///
     /// The telegram channel goes to the linked chat through the bot; with no chat (a phone
@@ -259,7 +275,7 @@ public final class OTPEngine: Sendable {
     /// same rules as any SMS (allowed countries, the app's hourly SMS and calls).
     func deliver(
         code: String, of otp: OTPStore.NewOTP, chat: String?, language: String?, app: AppPolicy
-    ) async throws(OTPError) -> DeliveryChannel {
+    ) async throws(Undelivered) -> DeliveryChannel {
         let (subject, text) = app.message(channel: otp.channel, language: language, code: code)
         let message = OutboundMessage(
             channel: otp.channel, to: chat ?? otp.identifier.value, subject: subject, text: text, reference: otp.otpID,
@@ -268,7 +284,7 @@ public final class OTPEngine: Sendable {
             do {
                 try await hand(message, to: providers[otp.channel], app: app.id)
             } catch {
-                throw .deliveryFailed
+                throw Undelivered(error: .deliveryFailed, gatewayReached: error.gatewayReached)
             }
             return otp.channel
         }
@@ -276,19 +292,27 @@ public final class OTPEngine: Sendable {
             try await hand(message, to: telegramGateway, app: app.id)
             return .telegram
         } catch let refusal {
-            guard refusal.recipientRefused, app.config.fallback[.telegram] == .sms else { throw .deliveryFailed }
+            guard refusal.recipientRefused, app.config.fallback[.telegram] == .sms else {
+                throw Undelivered(error: .deliveryFailed, gatewayReached: refusal.gatewayReached)
+            }
         }
+        // The Gateway was reached (it refused the number): from here on the quotas stay spent.
         let sms = OutboundMessage(
             channel: .sms, to: otp.identifier.value, text: app.message(channel: .sms, language: language, code: code).text,
             reference: otp.otpID)
         guard (try? resolveChannel(DeliveryChannel.sms.rawValue, identifier: otp.identifier, app: app, enabledOnly: false)) != nil
-        else { throw .deliveryFailed }
-        let calls = try await reserve(sendCounters(channel: .sms, app: app, clientIP: nil), app: app)
+        else { throw Undelivered(error: .deliveryFailed, gatewayReached: true) }
+        let calls: [Reservation]
+        do {
+            calls = try await reserve(sendCounters(channel: .sms, app: app, clientIP: nil), app: app)
+        } catch {
+            throw Undelivered(error: error, gatewayReached: true)
+        }
         do {
             try await hand(sms, to: providers[.sms], app: app.id)
         } catch {
-            await release(calls)
-            throw .deliveryFailed
+            if !error.gatewayReached { await release(calls) }
+            throw Undelivered(error: .deliveryFailed, gatewayReached: true)
         }
         return .sms
     }

@@ -58,38 +58,41 @@ extension OTPEngine {
         return try await send(SendRequest(identifier: email, channel: "email", clientIP: clientIP), appID: appID, mode: .passwordReset)
     }
 
-    /// Checks a reset code and stores the new password in one atomic step (`validate`). The
-    /// password must meet the policy first (a refusal spends no attempt); the hash is computed
-    /// before the script runs, only when a reset code is pending. Wrong codes count like
-    /// activations: attempts, failures per identifier and per client IP, the lockout. A right
-    /// code is consumed (it cannot be used twice), makes an unverified user active and ends
-    /// every session of the user that started before.
+    /// Checks a reset code and stores the new password (`validate`). The password must meet
+    /// the policy first (a refusal spends no attempt). The code is judged before anything is
+    /// hashed, and scrypt runs only for a code Redis accepted: a wrong, spent or missing code
+    /// costs no hashing. Wrong codes count like activations (attempts, failures per identifier
+    /// and per client IP, the lockout), and so does any check of a code whose attempts are
+    /// spent (it is dead). A right code is consumed in the same script that stores the hash (it
+    /// cannot be used twice), makes an unverified user active and ends every session of the
+    /// user that started before.
     public func resetPassword(
         appID: String, email: String, code: String, newPassword: String, clientIP: String? = nil
     ) async throws(OTPError) {
         let app = try app(appID)
         let userID = try emailUser(email, app: app)
         try checkNewPassword(newPassword, app: app)
-        // Hashing is the costly part: none for an address without a pending code.
-        guard try await store.liveOTP(app: app.id, userID: userID, purpose: .reset) != nil else { throw .otpNotFound }
+        var reset = OTPStore.PasswordReset(
+            app: app.id, userID: userID,
+            codeHash: codeHash(app: app.id, otpID: resetCodeContext(userID: userID), code: app.normalize(code: code)),
+            limits: app.codeLimits, passwordHash: nil)
         let taken = try await reserve(failureCounter(app: app, clientIP: clientIP), app: app)
-        let outcome: OTPStore.PasswordResetOutcome
+        var outcome: OTPStore.PasswordResetOutcome
         do {
-            let hash = try await hashPassword(newPassword)
-            outcome = try await store.resetPassword(
-                OTPStore.PasswordReset(
-                    app: app.id, userID: userID,
-                    codeHash: codeHash(app: app.id, otpID: resetCodeContext(userID: userID), code: app.normalize(code: code)),
-                    limits: app.codeLimits, passwordHash: hash))
+            outcome = try await store.resetPassword(reset)
+            if outcome == .accepted {
+                reset.passwordHash = try await hashPassword(newPassword)
+                outcome = try await store.resetPassword(reset)
+            }
         } catch {
             await release(taken)
             throw error
         }
         switch outcome {
-        case .reset:
+        case .accepted:
             await release(taken)
         case .refused(let refusal):
-            if !refusal.isWrongCode { await release(taken) }
+            if !refusal.countsAgainstClient { await release(taken) }
             throw error(for: refusal, app: app, userID: userID, clientIP: clientIP)
         }
     }
@@ -99,8 +102,10 @@ extension OTPEngine {
     /// Signs in with a password (`POST /v1/apps/{app}/login/password`). A wrong password, an
     /// unknown identifier and an identifier without a password all answer `invalidCredentials`
     /// after the same work (the latter two verify against a dummy hash), and all count as a
-    /// failure: per identifier per hour (taken before the verification, so concurrent guesses
-    /// never exceed it), per client IP per hour, and in a row (the lockout). A right password
+    /// failure: `failed_passwords_per_identifier_per_hour` (taken before the verification, so
+    /// concurrent guesses never exceed it), per client IP per hour, and in a row (a lockout of
+    /// password sign-in). None of them touches the identifier's code failures or its code
+    /// lockout: someone guessing a user's password cannot stop that user's code sign-in. A right password
     /// whose stored hash is below the current scrypt parameters is hashed again and stored.
     public func signInWithPassword(
         appID: String, identifier raw: String, password: String, clientIP: String? = nil
@@ -118,7 +123,7 @@ extension OTPEngine {
         var stored: String?
         do throws(OTPError) {
             let attempt = try await store.beginPasswordAttempt(
-                app: app.id, userID: userID, failuresPerHour: limits.failedAttemptsPerIdentifierPerHour)
+                app: app.id, userID: userID, failuresPerHour: limits.failedPasswordsPerIdentifierPerHour)
             switch attempt {
             case .proceed(let hash): stored = hash
             case .identifierLocked(let seconds): throw .identifierLocked(retryAfter: seconds)

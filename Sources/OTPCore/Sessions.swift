@@ -49,7 +49,8 @@ extension OTPEngine {
 
     /// Checks a code; on success signs the user in (and activates a new user). A client gets
     /// `failed_attempts_per_ip_per_hour` wrong codes across users: one is taken before the code
-    /// is checked and given back unless the code was wrong, so racing guesses never exceed it.
+    /// is checked and given back unless the code was wrong or dead (its attempts spent), so
+    /// racing guesses never exceed it and a dead code is no free oracle.
     public func activate(appID: String, otpID: String, code: String, clientIP: String? = nil) async throws(OTPError) -> AuthResult {
         let app = try app(appID)
         guard let (userID, purpose) = Self.parseOTPID(otpID), purpose == .auth else { throw .otpNotFound }
@@ -92,15 +93,15 @@ extension OTPEngine {
             await release(taken)
             throw error
         }
-        // A wrong code keeps the unit. Any other answer gives it back, without waiting: the
-        // cap counts only wrong codes, so the reply changes nothing here, and the give-back
+        // A wrong code, or a check of a spent (dead) code, keeps the unit. Any other answer
+        // gives it back, without waiting: the reply does not depend on it, and the give-back
         // goes out on this event loop's connection right behind the activation.
         switch outcome {
         case .activated(let user, let ttl):
             await releaseWithoutWaiting(taken)
             return authResult(app: app, user: user, refreshToken: refreshToken, refreshTTL: ttl)
         case .refused(let refusal):
-            if !refusal.isWrongCode { await releaseWithoutWaiting(taken) }
+            if !refusal.countsAgainstClient { await releaseWithoutWaiting(taken) }
             throw error(for: refusal, app: app, userID: userID, clientIP: clientIP)
         }
     }

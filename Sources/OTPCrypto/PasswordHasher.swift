@@ -69,6 +69,11 @@ public final class PasswordHasher: Sendable {
     private let pool: NIOThreadPool
     /// Hashes running or waiting.
     private let pending = Atomic<Int>(0)
+    private let computed = Atomic<Int>(0)
+    /// How many hashes and verifications this hasher has run since it started: the work that
+    /// anonymous requests can ask for, observable (tests hold the engine to "no hashing for a
+    /// check Redis refuses").
+    public var computations: Int { computed.load(ordering: .relaxed) }
     /// What a verification against nothing (an unknown user) compares with: a real hash of a
     /// random password under the current parameters, so that answer takes as long as a wrong
     /// password. Made on a pool thread at its first use.
@@ -125,6 +130,7 @@ public final class PasswordHasher: Sendable {
         let waiting = pending.add(1, ordering: .relaxed).newValue
         defer { pending.subtract(1, ordering: .relaxed) }
         guard waiting <= concurrency + queueLimit else { throw Overloaded() }
+        computed.add(1, ordering: .relaxed)
         do {
             return try await pool.runIfActive(body)
         } catch {

@@ -7,6 +7,7 @@ extension Request {
     ///
     /// The body is already bounded by `BodyLimitMiddleware`; unknown fields are ignored.
     public func decodeJSON<Body: Decodable>(as type: Body.Type, context: some RequestContext) async throws -> Body {
+        try requireJSONContentType()
         let buffer = try await self.body.collect(upTo: .max)
         guard buffer.readableBytes > 0 else {
             throw APIError.badRequest("the request body is empty; expected a JSON object", code: "invalid_json")
@@ -16,6 +17,7 @@ extension Request {
 
     /// The same for a body of string fields: a plain one is read without `JSONDecoder`.
     func decodeJSON<Body: FlatJSONBody>(as type: Body.Type, context: some RequestContext) async throws -> Body {
+        try requireJSONContentType()
         let buffer = try await self.body.collect(upTo: .max)
         if let fields = FlatJSON(Array(buffer.readableBytesView)), let body = Body(fields: fields) { return body }
         guard buffer.readableBytes > 0 else {
@@ -27,11 +29,31 @@ extension Request {
     /// The JSON body, or, when the body is empty, the query string's parameters as a JSON
     /// object of strings (the channel API's `GET …/check` and `GET /target` take either).
     public func decodeJSONOrQuery<Body: Decodable>(as type: Body.Type, context: some RequestContext) async throws -> Body {
+        try requireJSONContentType()
         let buffer = try await self.body.collect(upTo: .max)
         if buffer.readableBytes > 0 { return try Self.decode(Body.self, from: Data(buffer.readableBytesView)) }
         var object: [String: String] = [:]
         for (key, value) in uri.queryParameters { object[String(key)] = String(value) }
         return try Self.decode(Body.self, from: try JSONSerialization.data(withJSONObject: object))
+    }
+
+    /// A POST must say its body is JSON (`application/json`, parameters such as `charset`
+    /// allowed, in any case): a hostile page can make a visitor's browser send `text/plain`,
+    /// form or multipart posts without a CORS preflight, and those must never act. Checked
+    /// before the body is read, so a refused request does nothing. (Other methods carry a body
+    /// only from clients that are not browsers; their bodies are decoded as JSON regardless.)
+    func requireJSONContentType() throws {
+        guard head.method == .post else { return }
+        if let value = headers[.contentType], Self.isJSON(mediaType: value) { return }
+        throw APIError(
+            .unsupportedMediaType, code: "unsupported_media_type",
+            "the request body must be JSON, sent with 'Content-Type: application/json'")
+    }
+
+    /// `application/json`, with or without parameters, in any case.
+    static func isJSON(mediaType value: String) -> Bool {
+        let type = value.split(separator: ";", maxSplits: 1, omittingEmptySubsequences: false)[0]
+        return type.trimmingCharacters(in: .whitespaces).lowercased() == "application/json"
     }
 
     private static func decode<Body: Decodable>(_ type: Body.Type, from data: Data) throws -> Body {

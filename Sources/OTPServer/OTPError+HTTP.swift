@@ -131,7 +131,7 @@ extension SurfaceError {
     }
 
     /// The hub: 400 `invalid-request` (a field, with the v1 message naming it), 404 `no-user`,
-    /// 401 `wrong-code`/`wrong-otp`, 429 `too-many-attempts` or `rate-limited` (with
+    /// 401 `wrong-code`/`wrong-otp`, 415 `unsupported_media_type` (a body not sent as JSON), 429 `too-many-attempts` or `rate-limited` (with
     /// Retry-After), 503 `INTERNAL_ERROR` (Redis unreachable, with Retry-After) and 500
     /// `INTERNAL_ERROR` for everything else (a failed delivery included).
     static func hub(_ error: APIError, _ cause: OTPError?, route: HubRoute) -> SurfaceError {
@@ -150,6 +150,7 @@ extension SurfaceError {
         }
         switch error.status.code {
         case 400, 413: return make(error.status, "invalid-request", error.message)
+        case 415: return make(error.status, error.code, error.message)
         case 429: return make(.tooManyRequests, "rate-limited", error.message)
         case 503: return make(.serviceUnavailable, "INTERNAL_ERROR", error.message)
         default: return make(.internalServerError, "INTERNAL_ERROR", "internal error")

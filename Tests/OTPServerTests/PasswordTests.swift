@@ -32,7 +32,7 @@ func passwordYAML(redisURL: String?, prefix: String, webhookURL: String? = nil) 
           - id: guess
             channels: [email]
             otp: {resend_cooldown_seconds: 0}
-            limits: {failed_attempts_per_identifier_per_hour: 4, failed_attempts_per_ip_per_hour: 100000}
+            limits: {failed_passwords_per_identifier_per_hour: 4, failed_attempts_per_ip_per_hour: 100000}
             tokens: {keys: [\(key)]}
           - id: streak
             channels: [email]
@@ -202,7 +202,8 @@ struct PasswordTests {
             // Malformed bodies, in the same shape.
             expectShape(try await http.request(.POST, "/auth/otp", raw: "{not json"), 400, "the request body is not valid JSON")
             expectShape(try await http.request(.POST, "/auth/otp", raw: "[1]"), 400)
-            expectShape(try await http.request(.POST, "/auth/otp"), 400)
+            // No body and no Content-Type: not JSON, 415 (nothing is done).
+            expectShape(try await http.request(.POST, "/auth/otp"), 415)
             // create: fields.
             expectShape(try await post(["action": "create"]), 400, "missing required field 'email'")
             expectShape(try await post(["action": "create", "email": 5]), 400, "field 'email' must be a string")

@@ -11,6 +11,8 @@ struct KeySpace: Sendable {
     func user(_ app: String, _ user: String) -> String { tag(app, user) + ":user" }
     func otp(_ app: String, _ user: String, purpose: Purpose) -> String { tag(app, user) + ":otp:" + purpose.rawValue }
     func quota(_ app: String, _ user: String) -> String { tag(app, user) + ":q" }
+    /// Wrong passwords: an hourly budget and a streak of their own, apart from the code quotas.
+    func passwordFailures(_ app: String, _ user: String) -> String { tag(app, user) + ":pf" }
     func idempotency(_ app: String, _ user: String, key: String) -> String { tag(app, user) + ":idem:" + key }
     func refreshToken(_ app: String, _ user: String, hash: String) -> String { tag(app, user) + ":rt:" + hash }
     func familyPrefix(_ app: String, _ user: String) -> String { tag(app, user) + ":rf:" }
@@ -28,8 +30,14 @@ struct KeySpace: Sendable {
     /// code: an update handled (`u:`, a day) and a code handed out (`c:` + its hash → chat id).
     func botUpdate(_ updateID: Int64) -> String { "\(prefix):{tg}:u:\(updateID)" }
     func botCode(hash: String) -> String { "\(prefix):{tg}:c:\(hash)" }
+    /// The codes one chat got this hour and the last (`n:` + the chat id, an integer).
+    func botChat(_ chatID: Int64) -> String { "\(prefix):{tg}:n:\(chatID)" }
+    /// A Telegram Gateway delivery report seen (`g:` + SHA-256 of its signed text), 600 s.
+    func gatewayReport(hash: String) -> String { "\(prefix):{tg}:g:\(hash)" }
     /// A hub socket's binding to a session (`socketID` is 22 base64url characters, checked).
     func hubSocket(_ app: String, socketID: String) -> String { "\(prefix):{\(app):ws:\(socketID)}" }
+    /// The open hub sockets of one client IP (its quota subject: an IPv6 /64).
+    func hubSockets(_ app: String, subject: String) -> String { "\(prefix):{\(app):wsip:\(subject)}" }
 }
 
 /// What an OTP is for; it is the first character of an otp_id after the user id, and each

@@ -107,17 +107,18 @@ struct OTPStore: Sendable {
     /// if that is longer. An activation (or a password reset) makes it permanent.
     static func unverifiedUserTTLSeconds(otpTTLSeconds: Int) -> Int { max(86_400, otpTTLSeconds) }
 
-    /// Undoes a send whose code could not be delivered (or that the client IP's quota refused):
-    /// deletes that OTP, gives back the send and the cooldown, forgets the idempotency record,
-    /// and deletes a user the send created. Best effort: a failure leaves an OTP nobody knows.
-    func cancelSend(_ otp: NewOTP, userCreated: Bool) async {
+    /// Undoes a send whose code could not be delivered: deletes that OTP, forgets the
+    /// idempotency record, and deletes a user the send created; gives back the send and the
+    /// cooldown unless `keepQuota` (the gateway was reached: the send counts). Best effort: a
+    /// failure leaves an OTP nobody knows.
+    func cancelSend(_ otp: NewOTP, userCreated: Bool, keepQuota: Bool) async {
         _ = try? await run(
             Scripts.cancelSend, "cancelSend",
             keys: [
                 keys.otp(otp.app, otp.userID, purpose: otp.purpose), keys.quota(otp.app, otp.userID),
                 keys.idempotency(otp.app, otp.userID, key: otp.idempotencyKey ?? "-"), keys.user(otp.app, otp.userID),
             ],
-            arguments: [RedisArgument(otp.suffix), userCreated ? "1" : "0"])
+            arguments: [RedisArgument(otp.suffix), userCreated ? "1" : "0", keepQuota ? "1" : "0"])
     }
 
     // MARK: hourly counters
@@ -199,7 +200,9 @@ struct OTPStore: Sendable {
 
     /// Lifts an identifier's lockout; true when it was locked.
     func unlock(app: String, userID: String) async throws(OTPError) -> Bool {
-        let reply = try await run(Scripts.unlock, "unlock", keys: [keys.user(app, userID), keys.quota(app, userID)], arguments: [])
+        let reply = try await run(
+            Scripts.unlock, "unlock",
+            keys: [keys.user(app, userID), keys.quota(app, userID), keys.passwordFailures(app, userID)], arguments: [])
         return reply.value.int == 1
     }
 
@@ -247,10 +250,14 @@ struct OTPStore: Sendable {
         /// Too many wrong codes this hour.
         case locked(retryAfter: Int)
 
-        /// A wrong code: the one refusal that keeps the client's failure unit.
-        var isWrongCode: Bool {
-            if case .invalid = self { return true }
-            return false
+        /// A wrong code, or any check of a code whose attempts are spent (a spent code is dead,
+        /// and checking it again is a refused attempt): the refusals that keep the client's
+        /// failure unit. The others (no such code, the identifier's own limits) give it back.
+        var countsAgainstClient: Bool {
+            switch self {
+            case .invalid, .exhausted: return true
+            case .notFound, .identifierLocked, .locked: return false
+            }
         }
     }
 
@@ -285,18 +292,20 @@ struct OTPStore: Sendable {
 
     // MARK: passwords
 
-    /// A password-reset code presented with the hash of the new password.
+    /// A password-reset code presented with the hash of the new password; without a hash, the
+    /// code is only judged (a wrong one counts, a right one is kept), so the caller hashes only
+    /// for a code Redis accepts.
     struct PasswordReset: Sendable {
         var app: String
         var userID: String
         var codeHash: [UInt8]
         var limits: CodeLimits
-        var passwordHash: String
+        var passwordHash: String?
     }
 
     enum PasswordResetOutcome: Sendable, Hashable {
-        /// The code was right: consumed, and the new hash stored.
-        case reset
+        /// The code was right: consumed and the new hash stored, or (judged only) kept.
+        case accepted
         case refused(CodeRefusal)
     }
 
@@ -309,10 +318,10 @@ struct OTPStore: Sendable {
                 RedisArgument(bytes: reset.codeHash), RedisArgument(reset.limits.failuresPerHour),
                 RedisArgument(reset.limits.maxAttempts), RedisArgument(reset.limits.sendsPerHour),
                 RedisArgument(reset.limits.maxConsecutiveFailures), RedisArgument(reset.limits.lockoutSeconds * 1000),
-                RedisArgument(reset.passwordHash),
+                RedisArgument(reset.passwordHash ?? ""),
             ])
         switch reply.status {
-        case "ok": return .reset
+        case "ok": return .accepted
         default: return .refused(try reply.codeRefusal())
         }
     }
@@ -327,7 +336,7 @@ struct OTPStore: Sendable {
 
     func beginPasswordAttempt(app: String, userID: String, failuresPerHour: Int) async throws(OTPError) -> PasswordAttempt {
         let reply = try await run(
-            Scripts.passwordBegin, "passwordBegin", keys: [keys.user(app, userID), keys.quota(app, userID)],
+            Scripts.passwordBegin, "passwordBegin", keys: [keys.user(app, userID), keys.passwordFailures(app, userID)],
             arguments: [RedisArgument(failuresPerHour)])
         switch reply.status {
         case "ok":
@@ -371,7 +380,8 @@ struct OTPStore: Sendable {
         let reply = try await run(
             Scripts.passwordFinish, "passwordFinish",
             keys: [
-                keys.user(app, user), keys.quota(app, user), keys.refreshToken(app, user, hash: verdict.refreshTokenHash),
+                keys.user(app, user), keys.passwordFailures(app, user),
+                keys.refreshToken(app, user, hash: verdict.refreshTokenHash),
                 keys.familyPrefix(app, user) + verdict.familyID,
             ],
             arguments: [
@@ -414,7 +424,9 @@ struct OTPStore: Sendable {
     /// Creates the user unless it exists; true when it was created.
     func importUser(_ user: ImportedUser) async throws(OTPError) -> Bool {
         let reply = try await run(
-            Scripts.importUser, "importUser", keys: [keys.user(user.app, user.userID)],
+            Scripts.importUser, "importUser",
+            keys: [keys.user(user.app, user.userID)]
+                + [Purpose.auth, .reset, .hub].map { keys.otp(user.app, user.userID, purpose: $0) },
             arguments: [
                 RedisArgument(user.userID), RedisArgument(user.identifier.field), RedisArgument(user.identifier.value),
                 RedisArgument(user.phone ?? ""), RedisArgument(user.firstName), RedisArgument(user.lastName),
@@ -454,8 +466,14 @@ struct OTPStore: Sendable {
         var suffix: String
         var codeHash: [UInt8]
         var limits: CodeLimits
-        /// Stored in the OTP when the code is right, for the activation that consumes it.
+        /// Stored in the OTP when the code is right, for the activation that consumes it ('':
+        /// store nothing, the hub's set_password judging its code before it hashes).
         var proofHash: String
+        /// When set, the OTP must hold this proof (what otp.verify stored) or it is not found.
+        var requiredProofHash: String? = nil
+        /// An unknown user's decoy OTP is judged like a real one (conceal_unknown_users), so
+        /// no answer tells the user is missing; otherwise an unknown user is `noUser`.
+        var concealUnknownUser = false
     }
 
     enum CheckOutcome: Sendable, Hashable {
@@ -475,6 +493,7 @@ struct OTPStore: Sendable {
                 RedisArgument(check.limits.failuresPerHour), RedisArgument(check.limits.maxAttempts),
                 RedisArgument(check.limits.sendsPerHour), RedisArgument(check.limits.maxConsecutiveFailures),
                 RedisArgument(check.limits.lockoutSeconds * 1000), RedisArgument(check.proofHash),
+                RedisArgument(check.concealUnknownUser ? "1" : "0"), RedisArgument(check.requiredProofHash ?? ""),
             ])
         switch reply.status {
         case "ok": return .verified(expiresAtMilliseconds: try reply.int(1))
@@ -512,6 +531,23 @@ struct OTPStore: Sendable {
         _ = try? await run(
             Scripts.closeSocket, "closeSocket", keys: [keys.hubSocket(app, socketID: socketID)],
             arguments: [RedisArgument(sessionHash)])
+    }
+
+    enum SocketLease: Sendable, Hashable {
+        case acquire, renew, release
+    }
+
+    /// Takes, renews or gives back an open socket's place among its client's (`subject`'s) at
+    /// most `cap` sockets. nil when done; the seconds until a place frees when all are taken.
+    func hubSocketLease(
+        app: String, subject: String, member: String, leaseSeconds: Int, cap: Int, _ action: SocketLease
+    ) async throws(OTPError) -> Int? {
+        let reply = try await run(
+            Scripts.hubSocketLease, "hubSocketLease", keys: [keys.hubSockets(app, subject: subject)],
+            arguments: [
+                RedisArgument(member), RedisArgument(leaseSeconds * 1000), RedisArgument(cap), RedisArgument("\(action)"),
+            ])
+        return reply.status == "full" ? try reply.int(1) : nil
     }
 
     // MARK: refresh tokens
@@ -624,18 +660,33 @@ struct OTPStore: Sendable {
         case duplicate
         /// A live code has the same hash: draw another code.
         case taken
+        /// The chat had its codes for this hour: nothing stored (the update is marked seen).
+        case limited
     }
 
-    func storeBotCode(updateID: Int64, codeHash: String, chatID: String, lifetimeSeconds: Int) async throws(OTPError) -> BotCodeOutcome {
+    func storeBotCode(
+        updateID: Int64, codeHash: String, chatID: Int64, lifetimeSeconds: Int, codesPerChatPerHour: Int
+    ) async throws(OTPError) -> BotCodeOutcome {
         let reply = try await run(
-            Scripts.botCode, "botCode", keys: [keys.botUpdate(updateID), keys.botCode(hash: codeHash)],
-            arguments: [RedisArgument(chatID), RedisArgument(lifetimeSeconds)])
+            Scripts.botCode, "botCode",
+            keys: [keys.botUpdate(updateID), keys.botCode(hash: codeHash), keys.botChat(chatID)],
+            arguments: [RedisArgument(String(chatID)), RedisArgument(lifetimeSeconds), RedisArgument(codesPerChatPerHour)])
         switch reply.status {
         case "ok": return .stored
         case "duplicate": return .duplicate
         case "taken": return .taken
+        case "limited": return .limited
         default: throw reply.unexpected()
         }
+    }
+
+    /// Remembers a Telegram Gateway delivery report for 600 s (its signature is good for 300 s
+    /// either side of its timestamp); false when it was seen already (a replay).
+    func firstSighting(ofGatewayReport hash: String) async throws(OTPError) -> Bool {
+        let reply = try await storage {
+            try await redis.send(["SET", RedisArgument(keys.gatewayReport(hash: hash)), "1", "NX", "EX", "600"])
+        }
+        return reply.string == "OK"
     }
 
     /// The chat a bot code was handed to, consumed (GETDEL: once only), or nil.

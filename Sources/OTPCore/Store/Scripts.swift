@@ -219,25 +219,33 @@ public enum Scripts {
             """)
 
     /// Undoes a send whose delivery failed: the OTP is deleted (if it is still that one), the
-    /// send and the cooldown are given back, the idempotency record is dropped, and a user the
-    /// send created is deleted.
+    /// idempotency record is dropped, and a user the send created is deleted. The send and the
+    /// cooldown are given back, unless the quota is kept (the gateway was reached: the send
+    /// counts); a kept quota of a user being deleted moves to the identifier's own quota key,
+    /// so deleting the user does not forget it.
     ///
     /// KEYS: 1 otp, 2 own quota, 3 idempotency record, 4 user
-    /// ARGV: 1 clock, 2 otp id (after the user id), 3 user created (1/0)
+    /// ARGV: 1 clock, 2 otp id (after the user id), 3 user created (1/0), 4 keep the quota (1/0)
     public static let cancelSend = RedisScript(
         prelude + """
             if redis.call('HGET', KEYS[1], 'i') == ARGV[2] then redis.call('DEL', KEYS[1]) end
             local now = now_ms()
+            local keep = ARGV[4] == '1'
+            local delete_user = ARGV[3] == '1' and redis.call('HGET', KEYS[4], 'status') == 'unverified'
             local qkey = quota_key(KEYS[4], KEYS[2])
             local q = load_quota(qkey)
-            if q.w then
+            if q.w and (not keep or (delete_user and qkey ~= KEYS[2])) then
               local sc, sp = window(q, now, 'sc', 'sp')
               local fc, fp = window(q, now, 'fc', 'fp')
-              save_quota(qkey, KEYS[2], now, {sc = math.max(0, sc - 1), sp = sp, fc = fc, fp = fp, n = 0, cf = q.cf, lk = q.lk})
+              local n = q.n
+              if not keep then sc, n = math.max(0, sc - 1), 0 end
+              local target = qkey
+              if delete_user then target = KEYS[2] end
+              save_quota(target, KEYS[2], now, {sc = sc, sp = sp, fc = fc, fp = fp, n = n, cf = q.cf, lk = q.lk})
             end
             local idem = redis.call('GET', KEYS[3])
             if idem and string.sub(idem, -#ARGV[2]) == ARGV[2] then redis.call('DEL', KEYS[3]) end
-            if ARGV[3] == '1' and redis.call('HGET', KEYS[4], 'status') == 'unverified' then redis.call('DEL', KEYS[4]) end
+            if delete_user then redis.call('DEL', KEYS[4]) end
             return 1
             """)
 
@@ -270,7 +278,8 @@ public enum Scripts {
               redis.call('HSET', KEYS[3], 'status', 'active')
               redis.call('PERSIST', KEYS[3])
             end
-            if ARGV[14] ~= '' then redis.call('HSET', KEYS[3], 'pw', ARGV[14]) end
+            -- a new password ends every earlier session, as a reset does (sr)
+            if ARGV[14] ~= '' then redis.call('HSET', KEYS[3], 'pw', ARGV[14], 'sr', now_ms()) end
             local ttl = start_session(KEYS[3], KEYS[4], KEYS[5], ARGV[6], ARGV[7], tonumber(ARGV[5]), tonumber(ARGV[12]))
             return user_reply(KEYS[3], ttl)
             """)
@@ -283,20 +292,24 @@ public enum Scripts {
     /// KEYS: 1 otp, 2 own quota, 3 user
     /// ARGV: 1 clock, 2 otp id (after the user id), 3 code hash, 4 failures per hour,
     ///       5 max attempts, 6 sends per hour, 7 max consecutive failures, 8 lockout ms,
-    ///       9 proof hash
+    ///       9 proof hash to store or '', 10 conceal an unknown user (1/0: judge its decoy OTP),
+    ///       11 proof hash the OTP must hold or ''
     /// Returns {'ok', expires at (Unix ms)}, {'no_user'}, {'not_found'},
     ///         {'invalid', attempts remaining, locked now 1/0}, {'exhausted', s},
     ///         {'identifier_locked', s} or {'locked', s}
     public static let check = RedisScript(
         prelude + """
-            if redis.call('EXISTS', KEYS[3]) == 0 then return {'no_user'} end
+            local exists = redis.call('EXISTS', KEYS[3]) == 1
+            if not exists and ARGV[10] ~= '1' then return {'no_user'} end
+            if ARGV[11] ~= '' and not same(redis.call('HGET', KEYS[1], 'v'), ARGV[11]) then return {'not_found'} end
             local refusal, accepted = judge_code(KEYS[1], KEYS[3], KEYS[2], {
               suffix = ARGV[2], hash = ARGV[3], failures_per_hour = tonumber(ARGV[4]), max_attempts = tonumber(ARGV[5]),
               sends_per_hour = tonumber(ARGV[6]), max_in_a_row = tonumber(ARGV[7]), lockout_ms = tonumber(ARGV[8]),
               keep = true})
             if refusal then return refusal end
+            if not exists then return {'not_found'} end
             accepted()
-            redis.call('HSET', KEYS[1], 'v', ARGV[9])
+            if ARGV[9] ~= '' then redis.call('HSET', KEYS[1], 'v', ARGV[9]) end
             local left = redis.call('PTTL', KEYS[1])
             return {'ok', now_ms() + math.max(0, left)}
             """)
@@ -362,20 +375,27 @@ public enum Scripts {
     /// the address), and every session that started before now ends (`sr`). Wrong codes count
     /// as in `activate` (attempts, hourly failures, failures in a row and the lockout).
     ///
+    /// Without a password hash the code is only judged: a wrong one counts as above, a right
+    /// one is kept and answers ok (the caller then hashes the password, which it does only for
+    /// a code Redis accepted, and calls again with the hash).
+    ///
     /// KEYS: 1 reset otp, 2 own quota, 3 user
     /// ARGV: 1 clock, 2 code hash, 3 failures per hour, 4 max attempts, 5 sends per hour,
-    ///       6 max consecutive failures, 7 lockout ms, 8 password hash
+    ///       6 max consecutive failures, 7 lockout ms, 8 password hash ('' to judge only)
     /// Returns {'ok'}, {'not_found'}, {'invalid', attempts remaining, locked now 1/0},
     ///         {'exhausted', s}, {'identifier_locked', s} or {'locked', s}
     public static let resetPassword = RedisScript(
         prelude + """
+            local judge_only = ARGV[8] == ''
             local refusal, accepted = judge_code(KEYS[1], KEYS[3], KEYS[2], {
               suffix = '', hash = ARGV[2], failures_per_hour = tonumber(ARGV[3]), max_attempts = tonumber(ARGV[4]),
-              sends_per_hour = tonumber(ARGV[5]), max_in_a_row = tonumber(ARGV[6]), lockout_ms = tonumber(ARGV[7])})
+              sends_per_hour = tonumber(ARGV[5]), max_in_a_row = tonumber(ARGV[6]), lockout_ms = tonumber(ARGV[7]),
+              keep = judge_only})
             if refusal then return refusal end
             local status = redis.call('HGET', KEYS[3], 'status')
             if not status then return {'not_found'} end
             accepted()
+            if judge_only then return {'ok'} end
             redis.call('HSET', KEYS[3], 'pw', ARGV[8], 'sr', now_ms())
             if status == 'unverified' then
               redis.call('HSET', KEYS[3], 'status', 'active')
@@ -384,17 +404,21 @@ public enum Scripts {
             return {'ok'}
             """)
 
-    /// Opens a password sign-in: refuses a locked identifier or one over its hourly failures,
-    /// else takes one hourly failure ahead of the (slow) verification — given back by
-    /// `passwordFinish` when the password is right — so concurrent guesses never exceed the
-    /// quota, and returns the stored hash.
+    /// Opens a password sign-in: refuses an identifier whose password sign-in is locked or over
+    /// its hourly wrong passwords, else takes one hourly failure ahead of the (slow)
+    /// verification — given back by `passwordFinish` when the password is right — so
+    /// concurrent guesses never exceed the budget, and returns the stored hash.
     ///
-    /// KEYS: 1 user, 2 own quota; ARGV: 1 clock, 2 failures per hour
+    /// Password failures live in a record of their own (KEYS[2], the quota record's fields:
+    /// fc/fp this and last hour, cf in a row, lk locked until), never in the identifier's code
+    /// quotas: someone guessing a user's password cannot stop that user's code sign-in.
+    ///
+    /// KEYS: 1 user, 2 password failures; ARGV: 1 clock, 2 wrong passwords per hour
     /// Returns {'ok', password hash or ''}, {'identifier_locked', s} or {'locked', s}
     public static let passwordBegin = RedisScript(
         prelude + """
             local now = now_ms()
-            local qkey = quota_key(KEYS[1], KEYS[2])
+            local qkey = KEYS[2]
             local q = load_quota(qkey)
             local lockout = lock_wait(q, now)
             if lockout > 0 then return {'identifier_locked', seconds(lockout)} end
@@ -409,9 +433,10 @@ public enum Scripts {
     /// Closes a password sign-in. Right (the verified hash is still the stored one): the
     /// failure `passwordBegin` took is given back, the count of failures in a row starts over
     /// and a session starts. Wrong: one failure in a row more; the one that reaches the
-    /// maximum locks the identifier. Cancelled (nothing was verified): the failure is given back.
+    /// maximum locks the identifier's password sign-in (its codes still work). Cancelled
+    /// (nothing was verified): the failure is given back.
     ///
-    /// KEYS: 1 user, 2 own quota, 3 new refresh token, 4 new family
+    /// KEYS: 1 user, 2 password failures (see `passwordBegin`), 3 new refresh token, 4 new family
     /// ARGV: 1 clock, 2 verdict (right | wrong | cancel), 3 verified hash, 4 max consecutive
     ///       failures, 5 lockout ms, 6 refresh ttl s, 7 family id, 8 user id, 9 session max s
     /// Returns {'ok', refresh ttl s, user fields…}, {'wrong', locked now 1/0},
@@ -419,7 +444,7 @@ public enum Scripts {
     public static let passwordFinish = RedisScript(
         prelude + """
             local now = now_ms()
-            local qkey = quota_key(KEYS[1], KEYS[2])
+            local qkey = KEYS[2]
             local q = load_quota(qkey)
             local sc, sp = window(q, now, 'sc', 'sp')
             local fc, fp = window(q, now, 'fc', 'fp')
@@ -462,11 +487,19 @@ public enum Scripts {
     ///       or when the identifier is the phone), 6 first name, 7 last name, 8 status,
     ///       9 created_at s, 10 unverified user ttl ms
     /// Returns 1 when created, 0 when the user existed.
+    ///
+    /// A registration's pending user that never activated (`unverified`, not imported: no `im`)
+    /// does not count as existing: it is replaced, and its pending codes (KEYS 2-4) deleted, so
+    /// registering someone's address first neither blocks nor alters their import.
     public static let importUser = RedisScript(
         """
-        if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+        if redis.call('EXISTS', KEYS[1]) == 1 then
+          local u = redis.call('HMGET', KEYS[1], 'status', 'im')
+          if u[1] ~= 'unverified' or u[2] then return 0 end
+          redis.call('DEL', unpack(KEYS))
+        end
         redis.call('HSET', KEYS[1], 'id', ARGV[2], ARGV[3], ARGV[4], 'first_name', ARGV[6], 'last_name', ARGV[7],
-          'status', ARGV[8], 'created_at', ARGV[9])
+          'status', ARGV[8], 'created_at', ARGV[9], 'im', '1')
         if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'phone', ARGV[5]) end
         if ARGV[8] == 'unverified' then redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[10])) end
         return 1
@@ -499,6 +532,41 @@ public enum Scripts {
             if not same(redis.call('GET', KEYS[1]), ARGV[2]) then return 0 end
             redis.call('DEL', KEYS[1])
             return 1
+            """)
+
+    /// The open hub sockets of one client IP (an IPv6 /64), across replicas: a sorted set whose
+    /// members are `<hard end ms>:<socket id>` scored by their lease's expiry (ms). A socket
+    /// takes a lease when it opens and renews it with its binding; it is removed when the socket
+    /// closes, and a lease not renewed (a replica that died) expires. At most `cap` leases live
+    /// at once. A refusal says when a place frees at the latest: each socket is gone by its
+    /// hard end (socket_max_seconds after it opened) or, if its replica died, its lease's end.
+    ///
+    /// KEYS: 1 the IP's set; ARGV: 1 clock, 2 member, 3 lease ms, 4 cap, 5 acquire | renew | release
+    /// Returns {'ok'} or {'full', s until a place frees at the latest}
+    public static let hubSocketLease = RedisScript(
+        prelude + """
+            local now = now_ms()
+            if ARGV[5] == 'release' then
+              redis.call('ZREM', KEYS[1], ARGV[2])
+              return {'ok'}
+            end
+            redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+            local held = redis.call('ZSCORE', KEYS[1], ARGV[2])
+            if not held and redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[4]) then
+              local soonest
+              local leases = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
+              for i = 1, #leases, 2 do
+                local sep = string.find(leases[i], ':', 1, true)
+                local ends = math.max(tonumber(string.sub(leases[i], 1, sep - 1)), tonumber(leases[i + 1]))
+                if not soonest or ends < soonest then soonest = ends end
+              end
+              return {'full', seconds(soonest - now)}
+            end
+            local expires = now + tonumber(ARGV[3])
+            redis.call('ZADD', KEYS[1], expires, ARGV[2])
+            local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+            redis.call('PEXPIREAT', KEYS[1], math.max(expires, tonumber(last[2] or expires)))
+            return {'ok'}
             """)
 
     /// Revokes the family of a refresh token. KEYS: 1 token; ARGV: 1 clock, 2 family key prefix.
@@ -605,16 +673,28 @@ public enum Scripts {
 
     /// Handles one bot update exactly once: unless the update was seen in the last day, stores
     /// the code handed out for it (its hash → the chat id) and marks the update seen, together.
-    /// KEYS: 1 update, 2 code; ARGV: 1 clock, 2 chat id, 3 lifetime s.
-    /// Returns {'ok'}, {'duplicate'}, or {'taken'} (a live code has that hash: draw another)
+    /// A chat gets at most ARGV[4] codes an hour (its counter KEYS[3], the sliding window of
+    /// `hourlyCounter`): beyond it the update is marked seen and nothing is stored.
+    /// KEYS: 1 update, 2 code, 3 the chat's hourly count; ARGV: 1 clock, 2 chat id, 3 lifetime s,
+    /// 4 codes per chat per hour.
+    /// Returns {'ok'}, {'duplicate'}, {'limited'}, or {'taken'} (a live code has that hash: draw another)
     public static let botCode = RedisScript(
-        """
-        if redis.call('EXISTS', KEYS[1]) == 1 then return {'duplicate'} end
-        if redis.call('EXISTS', KEYS[2]) == 1 then return {'taken'} end
-        redis.call('SET', KEYS[2], ARGV[2], 'EX', tonumber(ARGV[3]))
-        redis.call('SET', KEYS[1], '1', 'EX', 86400)
-        return {'ok'}
-        """)
+        prelude + """
+            if redis.call('EXISTS', KEYS[1]) == 1 then return {'duplicate'} end
+            local now = now_ms()
+            local v = redis.call('HMGET', KEYS[3], 'w', 'c', 'p')
+            local c, p, e = window({w = v[1], c = v[2], p = v[3]}, now, 'c', 'p')
+            if wait_ms(c, p, tonumber(ARGV[4]), e) > 0 then
+              redis.call('SET', KEYS[1], '1', 'EX', 86400)
+              return {'limited'}
+            end
+            if redis.call('EXISTS', KEYS[2]) == 1 then return {'taken'} end
+            redis.call('SET', KEYS[2], ARGV[2], 'EX', tonumber(ARGV[3]))
+            redis.call('SET', KEYS[1], '1', 'EX', 86400)
+            redis.call('HSET', KEYS[3], 'w', math.floor(now / H), 'c', c + 1, 'p', p)
+            redis.call('PEXPIRE', KEYS[3], 2 * H)
+            return {'ok'}
+            """)
 
     /// Links a Telegram chat to an existing user (the v1 telegram channel then reaches it).
     /// KEYS: 1 user; ARGV: 1 clock, 2 chat id. Returns 1, or 0 when there is no such user.
@@ -632,6 +712,7 @@ public enum Scripts {
         "linkChat": linkChat, "resetPassword": resetPassword, "passwordBegin": passwordBegin,
         "passwordFinish": passwordFinish, "rehashPassword": rehashPassword, "importUser": importUser,
         "bindSocket": bindSocket, "checkSocket": checkSocket, "closeSocket": closeSocket,
+        "hubSocketLease": hubSocketLease,
     ]
 
     public static var all: [RedisScript] { Array(named.values) }
