@@ -16,19 +16,24 @@ extension OTPEngine {
         case reply(BotReply)
         /// The update was handled before (Telegram redelivers until it gets a 200): nothing to send.
         case duplicate
+        /// The chat had `codes_per_chat_per_hour` codes this hour: nothing stored, nothing to send.
+        case limited
     }
 
-    /// Handles one text message sent to the bot: once per `update_id` (for a day), a fresh
-    /// 6-digit code stored for the chat for `code_lifetime` seconds.
+    /// Handles one text message sent to the bot in a private chat: once per `update_id` (for a
+    /// day), a fresh 6-digit code stored for the chat for `code_lifetime` seconds, at most
+    /// `codes_per_chat_per_hour` per chat (counted in the same script, across replicas).
     public func botUpdate(updateID: Int64, chatID: Int64) async throws(OTPError) -> BotUpdateOutcome {
         // A code has a chat or none: when a live code has the same value, draw another.
         for _ in 0..<8 {
             let code = SecureRandom.code(length: 6, alphabet: Array("0123456789"))
             switch try await store.storeBotCode(
-                updateID: updateID, codeHash: botCodeHash(code), chatID: String(chatID), lifetimeSeconds: botCodeLifetime)
+                updateID: updateID, codeHash: botCodeHash(code), chatID: chatID, lifetimeSeconds: botCodeLifetime,
+                codesPerChatPerHour: botCodesPerChatPerHour)
             {
             case .stored: return .reply(BotReply(chatID: String(chatID), text: Self.botText(code: code, lifetime: botCodeLifetime)))
             case .duplicate: return .duplicate
+            case .limited: return .limited
             case .taken: continue
             }
         }
@@ -91,4 +96,12 @@ extension OTPEngine {
 
     /// The delivery statuses a Gateway report may carry; anything else is `other`.
     public static let gatewayStatuses: Set<String> = ["sent", "delivered", "read", "expired", "revoked"]
+
+    /// Whether an authentic delivery report (its `X-Request-Timestamp` and raw body) is seen
+    /// for the first time; a replay inside the signature's window is not (every replica sees
+    /// the mark in Redis for 600 s).
+    public func isNewGatewayReport(timestamp: String, body: some Collection<UInt8>) async throws(OTPError) -> Bool {
+        let hash = Digest.hex(Digest.sha256(Array("\(timestamp)\n".utf8) + Array(body)).prefix(16))
+        return try await store.firstSighting(ofGatewayReport: hash)
+    }
 }

@@ -10,6 +10,9 @@ import OTPCrypto
 /// or keys are ignored. Each record becomes the user a registration of its identifier would
 /// have made — the same user id (`userID(app:identifier:)`), the same fields — unless that user
 /// exists already, in which case it is left as it is: running an import twice changes nothing.
+/// A registration's pending user that never activated does not count as existing: the record
+/// replaces it (and its pending codes), so registering someone's address first cannot block
+/// or alter their import.
 public struct ImportSummary: Sendable, Hashable, CustomStringConvertible {
     public var created = 0
     public var existing = 0
@@ -112,13 +115,15 @@ extension OTPEngine {
         }
         var email: Identifier?
         if let raw = value("email") {
-            guard let parsed = Identifier(raw), case .email = parsed else { return .failure("email '\(raw)' is not a valid email address") }
+            guard let parsed = Identifier(raw), case .email = parsed else {
+                return .failure("email '\(ImportRejection.escaped(raw))' is not a valid email address")
+            }
             email = parsed
         }
         var phone: Identifier?
         if let raw = value("phone") {
             guard let parsed = Identifier(raw), case .phone = parsed else {
-                return .failure("phone '\(raw)' is not an E.164 phone number ('+' and 8-15 digits)")
+                return .failure("phone '\(ImportRejection.escaped(raw))' is not an E.164 phone number ('+' and 8-15 digits)")
             }
             phone = parsed
         }
@@ -127,12 +132,12 @@ extension OTPEngine {
         switch value("status")?.lowercased() {
         case "active": active = true
         case "unverified": active = false
-        case let other: return .failure("status must be active or unverified, not '\(other ?? "")'")
+        case let other: return .failure("status must be active or unverified, not '\(ImportRejection.escaped(other ?? ""))'")
         }
         var createdAt = now
         if let raw = value("created_at") {
             guard let seconds = UTCTime.parseRFC3339(raw), seconds >= 0 else {
-                return .failure("created_at '\(raw)' is not an RFC 3339 date-time (such as 2024-01-31T09:30:00Z)")
+                return .failure("created_at '\(ImportRejection.escaped(raw))' is not an RFC 3339 date-time (such as 2024-01-31T09:30:00Z)")
             }
             createdAt = seconds
         }
@@ -157,6 +162,30 @@ struct ImportRejection: Error, ExpressibleByStringInterpolation, Sendable {
     var text: String
     init(stringLiteral value: String) { text = value }
     init(stringInterpolation: DefaultStringInterpolation) { text = String(stringInterpolation: stringInterpolation) }
+
+    /// A value from the file as a reason echoes it: control and format characters (ESC, CR,
+    /// C1 controls, bidi overrides) escaped — `\r`, `\n`, `\t`, else `\u{1B}` — and a backslash
+    /// doubled, so a file can neither drive the operator's terminal nor fake a report line.
+    static func escaped(_ value: String) -> String {
+        var text = ""
+        for scalar in value.unicodeScalars {
+            switch scalar {
+            case "\\": text += "\\\\"
+            case "\r": text += "\\r"
+            case "\n": text += "\\n"
+            case "\t": text += "\\t"
+            default:
+                let category = scalar.properties.generalCategory
+                if category == .control || category == .format || category == .lineSeparator
+                    || category == .paragraphSeparator {
+                    text += "\\u{\(String(scalar.value, radix: 16, uppercase: true))}"
+                } else {
+                    text.unicodeScalars.append(scalar)
+                }
+            }
+        }
+        return text
+    }
 }
 
 /// Reads an export record by record: CSV (RFC 4180: a header row, quoted fields with `""` for

@@ -10,15 +10,19 @@ protocol FlatJSONBody: Decodable {
 }
 
 /// The fields of a plain, flat JSON object: key → value, both as written.
+///
+/// Parsing costs time linear in the body's size: each key is looked up once in a hash table
+/// (Swift's hashing is seeded per process, so keys chosen to collide cannot be precomputed),
+/// never compared with every key before it.
 struct FlatJSON {
-    private var fields: [(key: ArraySlice<UInt8>, value: ArraySlice<UInt8>)] = []
+    private var fields: [ArraySlice<UInt8>: ArraySlice<UInt8>] = [:]
+    /// How many key lookups parsing made, each O(1) (tests: the cost must grow linearly with
+    /// the body, not with the square of its keys).
+    private(set) var keyComparisons = 0
 
     subscript(_ key: StaticString) -> String? {
         let wanted = UnsafeBufferPointer(start: key.utf8Start, count: key.utf8CodeUnitCount)
-        for field in fields where field.key.elementsEqual(wanted) {
-            return String(decoding: field.value, as: UTF8.self)
-        }
-        return nil
+        return fields[ArraySlice(wanted)].map { String(decoding: $0, as: UTF8.self) }
     }
 
     /// Parses `bytes`; nil unless they are one plain flat object (see `FlatJSONBody`).
@@ -60,8 +64,8 @@ struct FlatJSON {
                 index += 1
                 skipWhitespace()
                 guard let value = string() else { return nil }
-                guard !fields.contains(where: { $0.key.elementsEqual(key) }) else { return nil }
-                fields.append((key, value))
+                keyComparisons += 1
+                guard fields.updateValue(value, forKey: key) == nil else { return nil }
                 skipWhitespace()
                 guard index < bytes.endIndex else { return nil }
                 if bytes[index] == UInt8(ascii: ",") {

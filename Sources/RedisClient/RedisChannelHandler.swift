@@ -1,9 +1,21 @@
 import NIOCore
 
-/// A command on its way to the server: its encoded bytes and where the reply goes.
+/// Commands on their way to the server: their encoded bytes and where each reply goes, in
+/// order. Several commands in one request leave in one write: no other caller's command can
+/// land between them (`ASKING` and the command it is for).
 struct RedisRequest {
     var bytes: ByteBuffer
-    var promise: EventLoopPromise<RESPValue>
+    var promises: [EventLoopPromise<RESPValue>]
+
+    init(bytes: ByteBuffer, promise: EventLoopPromise<RESPValue>) {
+        self.bytes = bytes
+        self.promises = [promise]
+    }
+
+    init(bytes: ByteBuffer, promises: [EventLoopPromise<RESPValue>]) {
+        self.bytes = bytes
+        self.promises = promises
+    }
 }
 
 /// One per connection: writes requests, keeps their promises in a FIFO and completes them
@@ -40,11 +52,12 @@ final class RedisChannelHandler: ChannelDuplexHandler {
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         let request = unwrapOutboundIn(data)
         if let closedError {
-            request.promise.fail(closedError)
+            for reply in request.promises { reply.fail(closedError) }
             promise?.fail(closedError)
             return
         }
-        pending.append(Pending(promise: request.promise, deadline: context.eventLoop.now + timeout))
+        let deadline = context.eventLoop.now + timeout
+        for reply in request.promises { pending.append(Pending(promise: reply, deadline: deadline)) }
         context.write(wrapOutboundOut(request.bytes), promise: promise)
         armTimer(context: context)
     }

@@ -78,12 +78,28 @@ public struct RedisConnection: Sendable {
         return promise.futureResult
     }
 
+    /// Sends several commands as one write: they reach Redis back to back, with no other
+    /// caller's command between them. Each reply's future, in the order of the commands.
+    func sendTogether(_ commands: [[RedisArgument]]) -> [EventLoopFuture<RESPValue>] {
+        var bytes = channel.allocator.buffer(capacity: 0)
+        for command in commands {
+            var encoded = RESPEncoder.encode(command, allocator: channel.allocator)
+            bytes.writeBuffer(&encoded)
+        }
+        let promises = commands.map { _ in channel.eventLoop.makePromise(of: RESPValue.self) }
+        write(RedisRequest(bytes: bytes, promises: promises))
+        return promises.map(\.futureResult)
+    }
+
     private func write(_ arguments: [RedisArgument], promise: EventLoopPromise<RESPValue>) {
-        let bytes = RESPEncoder.encode(arguments, allocator: channel.allocator)
-        // A write that never reaches the handler (the channel already closed) fails the reply too;
-        // completing a promise a second time is a no-op.
-        channel.writeAndFlush(RedisRequest(bytes: bytes, promise: promise)).whenFailure { _ in
-            promise.fail(RedisError(.connectionClosed, "connection to Redis closed"))
+        write(RedisRequest(bytes: RESPEncoder.encode(arguments, allocator: channel.allocator), promise: promise))
+    }
+
+    private func write(_ request: RedisRequest) {
+        // A write that never reaches the handler (the channel already closed) fails the replies
+        // too; completing a promise a second time is a no-op.
+        channel.writeAndFlush(request).whenFailure { _ in
+            for promise in request.promises { promise.fail(RedisError(.connectionClosed, "connection to Redis closed")) }
         }
     }
 

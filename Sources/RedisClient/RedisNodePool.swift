@@ -42,11 +42,21 @@ final class RedisNodePool: Sendable {
     /// asks: the target node serves the migrating slot for the next command of that connection only.
     func sendAsking(_ arguments: [RedisArgument]) async throws(RedisError) -> RESPValue {
         let connection = try await connection()
-        // Both writes go to the connection's event loop in this order, so ASKING comes first.
-        let asking = connection.sendFuture(["ASKING"])
-        let reply = try await Self.send(arguments, on: connection)
-        _ = try? await asking.get()
-        return reply
+        let reply = Self.writeAsking(arguments, on: connection)
+        do {
+            return try await reply.get()
+        } catch let error as RedisError {
+            throw error
+        } catch {
+            throw RedisError(.connectionClosed, "\(error)")
+        }
+    }
+
+    /// Writes `ASKING` and the command on `connection` as one write, so no other caller's
+    /// command can come between them (it would take the ASKING, and the command would be
+    /// answered MOVED); the command's reply (ASKING's `+OK` is dropped).
+    static func writeAsking(_ arguments: [RedisArgument], on connection: RedisConnection) -> EventLoopFuture<RESPValue> {
+        connection.sendTogether([["ASKING"], arguments])[1]
     }
 
     /// Sends several commands pipelined on one connection (one write): Redis runs them in this

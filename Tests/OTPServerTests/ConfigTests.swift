@@ -144,12 +144,12 @@ struct ConfigTests {
             return
         }
         #expect(sms.baseURL == "https://api.twilio.com" && sms.accountSID == "AC0123456789abcdef0123456789abcdef" && sms.authToken == "0123456789abcdef0123456789abcdef")
-        let telegram = try ConfigLoader.parse(withGateway("telegram", "{provider: telegram, bot_token: \"123456:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw\", webhook_secret: s3cret_Token-1}"), environment: [:])
+        let telegram = try ConfigLoader.parse(withGateway("telegram", "{provider: telegram, bot_token: \"123456:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw\", webhook_secret: s3cret_Token-1234}"), environment: [:])
         guard case .telegram(let bot) = telegram.0.delivery.telegram else {
             Issue.record("delivery.telegram is not a telegram gateway")
             return
         }
-        #expect(bot.apiBaseURL == "https://api.telegram.org" && bot.botToken == "123456:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw" && bot.webhookSecret == "s3cret_Token-1" && bot.codeLifetime == nil)
+        #expect(bot.apiBaseURL == "https://api.telegram.org" && bot.botToken == "123456:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw" && bot.webhookSecret == "s3cret_Token-1234" && bot.codeLifetime == nil)
 
         // The decoder, from the provider's own type, says what is missing or does not belong.
         #expect(configError(withGateway("sms", #"{provider: twilio, auth_token: "t", from: "+15005550006"}"#)) == "delivery.sms.account_sid: is required")
@@ -176,7 +176,7 @@ struct ConfigTests {
         #expect(configError(withGateway("telegram", bot + "}"))?.hasPrefix("delivery.telegram.webhook_secret: is required in production") == true)
         #expect(configError(withGateway("telegram", bot + ", webhook_secret: \"has space\"}"))?.hasPrefix("delivery.telegram.webhook_secret: must be 1-256 characters") == true)
         #expect(configError(withGateway("telegram", bot + ", webhook_secret: \"\(String(repeating: "a", count: 257))\"}"))?.hasPrefix("delivery.telegram.webhook_secret: must be 1-256") == true)
-        #expect(configError(withGateway("telegram", bot + ", webhook_secret: ok_Secret-1, code_lifetime: 0}"))?.hasPrefix("delivery.telegram.code_lifetime:") == true)
+        #expect(configError(withGateway("telegram", bot + ", webhook_secret: ok_Secret-1234567, code_lifetime: 0}"))?.hasPrefix("delivery.telegram.code_lifetime:") == true)
         #expect(configError("mode: development\n" + withGateway("telegram", bot + "}")) == nil)
 
         // The Gateway alone carries telegram, for codes of 4-8 digits only.
@@ -203,6 +203,83 @@ struct ConfigTests {
         #expect(configError(production)?.contains("development placeholder") == true)
         let realSecrets = production.replacingOccurrences(of: "insecure-", with: "real-secret-")
         #expect(configError(realSecrets)?.hasPrefix("delivery.email.provider: the log provider") == true)
+    }
+
+    /// Numbers that would overflow (`* 1000`, `now + ttl`) or make no sense are refused at
+    /// load time, each naming its key; the bounds themselves still load.
+    @Test func hostileNumbersAreRefusedNamingTheirKey() throws {
+        let huge = "4611686018427387904"  // 2^62
+        func app(_ section: String) -> String {
+            minimalYAML.replacingOccurrences(of: "channels: [email]", with: "channels: [email]\n    \(section)")
+        }
+        func tokens(_ fields: String) -> String {
+            minimalYAML.replacingOccurrences(of: "tokens: {keys:", with: "tokens: {\(fields), keys:")
+        }
+        let cases: [(yaml: String, key: String)] = [
+            (app("otp: {ttl_seconds: \(huge)}"), "apps[0].otp.ttl_seconds"),
+            (app("otp: {ttl_seconds: 315360001}"), "apps[0].otp.ttl_seconds"),
+            (app("otp: {resend_cooldown_seconds: \(huge)}"), "apps[0].otp.resend_cooldown_seconds"),
+            (app("otp: {max_attempts: \(huge)}"), "apps[0].otp.max_attempts"),
+            (app("limits: {lockout_seconds: \(huge)}"), "apps[0].limits.lockout_seconds"),
+            (app("limits: {sends_per_ip_per_hour: \(huge)}"), "apps[0].limits.sends_per_ip_per_hour"),
+            (app("limits: {max_consecutive_failures: \(huge)}"), "apps[0].limits.max_consecutive_failures"),
+            (app("password: {min_length: 100000}"), "apps[0].password.min_length"),
+            (tokens("refresh_ttl_seconds: \(huge)"), "apps[0].tokens.refresh_ttl_seconds"),
+            (tokens("access_ttl_seconds: \(huge)"), "apps[0].tokens.access_ttl_seconds"),
+            (tokens("session_max_seconds: \(huge)"), "apps[0].tokens.session_max_seconds"),
+            (tokens("reuse_interval_seconds: \(huge)"), "apps[0].tokens.reuse_interval_seconds"),
+            (minimalYAML + "\nserver: {max_body_bytes: 1099511627776}", "server.max_body_bytes"),
+            (minimalYAML + "\nserver: {max_body_bytes: 16777217}", "server.max_body_bytes"),
+            (minimalYAML + "\nserver: {idle_timeout_seconds: \(huge)}", "server.idle_timeout_seconds"),
+            (minimalYAML + "\nserver: {max_connections: \(huge)}", "server.max_connections"),
+            (minimalYAML + "\nredis: {timeout_ms: \(huge)}", "redis.timeout_ms"),
+            (minimalYAML.replacingOccurrences(of: "delivery:\n", with: "delivery:\n  timeout_ms: \(huge)\n"), "delivery.timeout_ms"),
+            (minimalYAML + "\nsurfaces: {channel_api: {basic_auth: {username: u, password: \"channel-password-123\"}, max_attempts: \(huge)}}",
+             "surfaces.channel_api.max_attempts"),
+        ]
+        for (yaml, key) in cases {
+            let error = configError(yaml)
+            #expect(error?.hasPrefix("\(key):") == true, "\(key): \(error ?? "accepted")")
+        }
+        let bot = "{provider: telegram, bot_token: \"123456:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw\", webhook_secret: sixteen_chars_12"
+        for bad in ["0", "-1", huge] {
+            let error = configError(withGateway("telegram", bot + ", codes_per_chat_per_hour: \(bad)}"))
+            #expect(error?.hasPrefix("delivery.telegram.codes_per_chat_per_hour: must be") == true, "\(error ?? "accepted")")
+        }
+        let (telegram, _) = try ConfigLoader.parse(withGateway("telegram", bot + ", codes_per_chat_per_hour: 3}"), environment: [:])
+        guard case .telegram(let chosen) = telegram.delivery.telegram else { Issue.record("not a telegram gateway"); return }
+        #expect(chosen.codesPerChatPerHour == 3)
+        // The bounds load: 1 s, 10 years, 16 MiB, and a cooldown of 0 (none).
+        let tenYears = 315_360_000
+        #expect(configError(app("otp: {ttl_seconds: 1, resend_cooldown_seconds: 0}")) == nil)
+        #expect(configError(app("otp: {ttl_seconds: \(tenYears)}\n    limits: {lockout_seconds: \(tenYears)}")) == nil)
+        #expect(configError(tokens("refresh_ttl_seconds: \(tenYears), session_max_seconds: \(tenYears), reuse_interval_seconds: 0")) == nil)
+        #expect(configError(minimalYAML + "\nserver: {max_body_bytes: 16777216}") == nil)
+    }
+
+    /// Production refuses a trusted proxy range that covers every address (one forged
+    /// X-Forwarded-For would then bypass every per-IP limit) and receiver secrets shorter than
+    /// 16 characters; development still accepts both.
+    @Test func productionRefusesOpenProxiesAndShortReceiverSecrets() throws {
+        for range in ["0.0.0.0/0", "::/0", "10.0.0.0/0"] {
+            let yaml = minimalYAML + "\nserver: {trusted_proxies: [\"127.0.0.1\", \"\(range)\"]}"
+            #expect(configError(yaml)?.hasPrefix("server.trusted_proxies[1]: ") == true, "\(range): \(configError(yaml) ?? "accepted")")
+            #expect(configError("mode: development\n" + yaml) == nil)
+        }
+        #expect(configError(minimalYAML + "\nserver: {trusted_proxies: [\"10.0.0.0/8\", \"fd00::/8\"]}") == nil)
+        let bot = "{provider: telegram, bot_token: \"123456:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw\""
+        for secret in ["x", "fifteen_chars_1"] {
+            let yaml = withGateway("telegram", bot + ", webhook_secret: \(secret)}")
+            #expect(configError(yaml)?.hasPrefix("delivery.telegram.webhook_secret: must be at least 16") == true, "\(configError(yaml) ?? "accepted")")
+            #expect(configError("mode: development\n" + yaml) == nil)
+        }
+        #expect(configError(withGateway("telegram", bot + ", webhook_secret: sixteen_chars_12}")) == nil)
+        // The Gateway token is the key of its delivery reports' signatures.
+        let gateway = minimalYAML.replacingOccurrences(of: "delivery:\n", with: "delivery:\n  telegram_gateway: {token: \"short\"}\n")
+        #expect(configError(gateway)?.hasPrefix("delivery.telegram_gateway.token: must be at least 16") == true, "\(configError(gateway) ?? "accepted")")
+        #expect(configError("mode: development\n" + gateway) == nil)
+        // The webhook provider's signing secret (24 bytes in production, as before).
+        #expect(configError(withGateway("email", #"{provider: webhook, url: "https://h.example.com/otp", secret: "x"}"#))?.hasPrefix("delivery.email.secret:") == true)
     }
 
     @Test func networkRanges() throws {

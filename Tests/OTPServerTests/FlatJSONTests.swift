@@ -21,6 +21,18 @@ struct FlatJSONTests {
         #expect(flat.channel == decoded.channel && flat.firstName == decoded.firstName && flat.lastName == decoded.lastName)
     }
 
+    /// Parsing costs time linear in the body's size: a body of many keys is not rescanned for
+    /// each new key (a duplicate is still found). Counted, not timed: it cannot flake.
+    @Test func parsingIsLinearInTheNumberOfKeys() throws {
+        for count in [7_000, 14_000] {
+            let json = "{" + (0..<count).map { #""k\#($0)":"v\#($0)""# }.joined(separator: ",") + #","identifier":"a@example.com"}"#
+            let parsed = try #require(FlatJSON(Array(json.utf8)))
+            #expect(parsed.keyComparisons <= 2 * (count + 1), "\(parsed.keyComparisons) key comparisons for \(count + 1) keys")
+            #expect(parsed["identifier"] == "a@example.com")
+            #expect(FlatJSON(Array((json.dropLast() + #","k6999":"again"}"#).utf8)) == nil, "a repeated key")
+        }
+    }
+
     /// Everything else goes to JSONDecoder: its values, or its error naming the field.
     @Test(arguments: [
         "", "{}", "[]", #"{"identifier":null}"#, #"{"identifier":1}"#, #"{"identifier":"a\"b"}"#, #"{"identifier":"a\u0041"}"#,

@@ -197,6 +197,67 @@ struct ImportTests {
         }
     }
 
+    /// A pending registration of someone's address (never activated) does not make the import
+    /// skip their record: the export's record replaces it, and the squatter's pending code no
+    /// longer signs anybody in.
+    @Test func aPendingRegistrationNeitherBlocksNorAltersTheImport() async throws {
+        let harness = try V1Harness {
+            importYAML(redisURL: nil, prefix: $1).replacingOccurrences(of: "registration: closed", with: "registration: open")
+        }
+        let email = "victim-\(UUID().uuidString.prefix(8).lowercased())@example.com"
+        try await harness.run { http in
+            let squat = try await http.post("/v1/apps/site/register/otp", ["identifier": email, "first_name": "Mallory", "last_name": "Squatter"])
+            #expect(squat.status == 201, "\(squat.body)")
+            let otpID = try #require(squat.json["otp_id"] as? String)
+            let code = try #require(harness.capture.lastCode(to: email))
+
+            let (summary, report) = try await run(harness, "email,first_name,last_name,created_at,status\n\(email),Victor,Tim,2024-01-31T09:30:00Z,active\n")
+            #expect(summary == self.summary(created: 1, existing: 0, rejected: 0), "\(report)")
+
+            let redis = try TestRedis.client()
+            defer { redis.shutdown() }
+            let key = try await userKey(harness, email)
+            let items = try await redis.send("HGETALL", RedisArgument(key)).array?.compactMap(\.string) ?? []
+            let fields = Dictionary(uniqueKeysWithValues: stride(from: 0, to: items.count, by: 2).map { (items[$0], items[$0 + 1]) })
+            #expect(fields["first_name"] == "Victor" && fields["last_name"] == "Tim" && fields["status"] == "active", "\(fields)")
+            #expect(fields["created_at"] == "1706693400")
+            #expect(try await redis.send("PTTL", RedisArgument(key)).int == -1)
+            // The squatter's code is dead: it activates nobody.
+            let activate = try await http.post("/v1/apps/site/otp/activate", ["otp_id": otpID, "otp": code])
+            #expect(activate.status == 404, "\(activate.body)")
+            // A second run changes nothing.
+            let (again, _) = try await run(harness, "email,first_name,status\n\(email),Other,active\n")
+            #expect(again == self.summary(created: 0, existing: 1, rejected: 0))
+        }
+        // An unverified import is not a squatter: importing it again leaves it as it is.
+        let (first, _) = try await run(harness, "email,first_name,status\nlater-\(email),One,unverified\n")
+        let (second, _) = try await run(harness, "email,first_name,status\nlater-\(email),Two,unverified\n")
+        #expect(first == summary(created: 1, existing: 0, rejected: 0) && second == summary(created: 0, existing: 1, rejected: 0))
+    }
+
+    /// A rejected value is echoed with its control characters escaped: a file cannot write
+    /// terminal escapes or fake report lines into the operator's terminal.
+    @Test func rejectedValuesAreEchoedWithControlCharactersEscaped() async throws {
+        let harness = try V1Harness { importYAML(redisURL: nil, prefix: $1) }
+        let file = "email,status\n"
+            + "evil\u{1B}[2J\u{1B}]0;pwned\u{07}@x,active\n"
+            + "bad\rline 99: created 1000,active\n"
+            + "ok@example.com,act\u{1B}[31mive\u{7F}\n"
+            + "x\u{9B}y\u{202E}z\\@q,active\n"
+        let (summary, report) = try await run(harness, file)
+        #expect(summary == self.summary(created: 0, existing: 0, rejected: 4))
+        #expect(
+            report == [
+                #"line 2: email 'evil\u{1B}[2J\u{1B}]0;pwned\u{7}@x' is not a valid email address"#,
+                #"line 3: email 'bad\rline 99: created 1000' is not a valid email address"#,
+                #"line 4: status must be active or unverified, not 'act\u{1B}[31mive\u{7F}'"#,
+                #"line 5: email 'x\u{9B}y\u{202E}z\\@q' is not a valid email address"#,
+            ], "\(report)")
+        for line in report {
+            #expect(!line.unicodeScalars.contains { $0.properties.generalCategory == .control || $0.properties.generalCategory == .format })
+        }
+    }
+
     /// The real binary: `otpd import users --app ID FILE`, config from --config or OTPD_CONFIG.
     @Test func theCommandReportsEachRejectionAndExitsByThem() async throws {
         let prefix = TestRedis.uniquePrefix("import")

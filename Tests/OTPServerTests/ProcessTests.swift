@@ -144,6 +144,15 @@ struct ProcessTests {
         }
     }
 
+    /// `otpd check-config` refuses a number that would overflow at run time, naming its key.
+    @Test func checkConfigRefusesOverflowingNumbers() async throws {
+        let path = try writeTemporaryConfig(
+            try shippedConfigText().replacingOccurrences(of: "ttl_seconds: 600", with: "ttl_seconds: 4611686018427387904"))
+        let result = try await runOTPD(["check-config", "--config", path])
+        #expect(result.status != 0)
+        #expect(result.output.contains("apps[0].otp.ttl_seconds"), "\(result.output)")
+    }
+
     @Test func aBadRedisURLStopsStartupNamingIt() async throws {
         let result = try await runOTPD(["serve", "--config", shippedConfigPath], environment: ["OTPD_REDIS_URL": "redis://127.0.0.1:notaport"])
         #expect(result.status != 0)

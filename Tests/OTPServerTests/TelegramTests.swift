@@ -289,6 +289,50 @@ struct TelegramTests {
         }
     }
 
+    /// A code posted in a group, supergroup or channel is readable by every member: the bot
+    /// answers private chats only, and stores nothing for the others.
+    @Test func theBotAnswersPrivateChatsOnly() async throws {
+        try await run { http, gateway, _, harness in
+            for type in ["group", "supergroup", "channel"] {
+                var update = Self.update(Self.uniqueUpdate(), chat: -Self.uniqueChat())
+                var message = update["message"] as! [String: Any]
+                message["chat"] = ["id": -Self.uniqueChat(), "type": type, "title": "Everyone"]
+                update["message"] = message
+                let reply = try await http.post("/telegram/webhook", update, headers: Self.secretHeader)
+                #expect(reply.status == 200, "\(type): \(reply.body)")
+                // A channel's posts come as channel_post; a message without a chat type is not private either.
+                let post: [String: Any] = ["update_id": Self.uniqueUpdate(), "channel_post": message]
+                #expect(try await http.post("/telegram/webhook", post, headers: Self.secretHeader).status == 200)
+            }
+            var untyped = Self.update(Self.uniqueUpdate(), chat: Self.uniqueChat())
+            untyped["message"] = ["message_id": 1, "date": 1, "text": "hi", "chat": ["id": Self.uniqueChat()]]
+            #expect(try await http.post("/telegram/webhook", untyped, headers: Self.secretHeader).status == 200)
+            try await Task.sleep(for: .milliseconds(300))
+            #expect(Self.botMessages(gateway).isEmpty, "\(Self.botMessages(gateway))")
+            #expect(try await TestRedis.allKeys(matching: "\(harness.prefix):*").isEmpty)
+        }
+    }
+
+    /// One chat gets at most `codes_per_chat_per_hour` codes (default 10), counted atomically
+    /// across concurrent updates; another chat is not affected.
+    @Test func aChatGetsAtMostItsHourlyCodes() async throws {
+        try await run { http, gateway, _, _ in
+            let chat = Self.uniqueChat()
+            let statuses = try await concurrently(12) { _ in
+                try await http.post("/telegram/webhook", Self.update(Self.uniqueUpdate(), chat: chat), headers: Self.secretHeader).status
+            }
+            #expect(statuses.allSatisfy { $0 == 200 }, "\(statuses)")
+            _ = try await Self.waitForBotMessages(gateway, count: 12)
+            try await Task.sleep(for: .milliseconds(300))
+            let sent = Self.botMessages(gateway).filter { "\($0["chat_id"] ?? "")" == "\(chat)" }
+            #expect(sent.count == 10, "\(sent.count) codes sent to one chat")
+            let other = Self.uniqueChat()
+            #expect(try await http.post("/telegram/webhook", Self.update(Self.uniqueUpdate(), chat: other), headers: Self.secretHeader).status == 200)
+            let all = try await Self.waitForBotMessages(gateway, count: 11)
+            #expect(all.contains { "\($0["chat_id"] ?? "")" == "\(other)" })
+        }
+    }
+
     @Test func theWebhookAnswersAtOnceWhileTheBotAPIIsSlow() async throws {
         try await run { http, gateway, _, _ in
             gateway.set(.answerAfter(milliseconds: 2000))
@@ -448,6 +492,35 @@ struct TelegramTests {
 }
 
 extension TelegramTests {
+    /// A signed report replayed inside the 300 s window is answered 200 (Telegram's retries must
+    /// stop) but counted and logged once: sequentially twice, and 10 times at once.
+    @Test func aReplayedGatewayReportIsCountedOnce() async throws {
+        try await run { http, _, _, _ in
+            let now = Int(Date().timeIntervalSince1970)
+            func signature(_ timestamp: Int, _ body: String) -> String {
+                Digest.hex(Digest.hmacSHA256(key: Digest.sha256(Array(Self.gatewayToken.utf8)), message: Array("\(timestamp)\n\(body)".utf8)))
+            }
+            func report(_ status: String) -> String {
+                #"{"request_id":"req-\#(UUID().uuidString)","payload":"u.x","delivery_status":{"status":"\#(status)","updated_at":1700000000}}"#
+            }
+            let read = report("read")
+            for _ in 0..<2 {
+                let reply = try await http.request(
+                    .POST, "/telegram/gateway/callback", raw: read, headers: ["X-Request-Timestamp": "\(now)", "X-Request-Signature": signature(now, read)])
+                #expect(reply.status == 200, "\(reply.body)")
+            }
+            let sent = report("sent")
+            let headers = ["X-Request-Timestamp": "\(now)", "X-Request-Signature": signature(now, sent)]
+            let statuses = try await concurrently(10) { _ in
+                try await http.request(.POST, "/telegram/gateway/callback", raw: sent, headers: headers).status
+            }
+            #expect(statuses.allSatisfy { $0 == 200 }, "\(statuses)")
+            let metrics = try await http.get("/metrics").body
+            #expect(metrics.contains(#"otpd_telegram_gateway_reports_total{status="read"} 1"#), "\(metrics.split(separator: "\n").filter { $0.contains("gateway_reports") })")
+            #expect(metrics.contains(#"otpd_telegram_gateway_reports_total{status="sent"} 1"#))
+        }
+    }
+
     /// Registers an email user of app `tg`, activates the code the fake SMTP server got, and
     /// returns the access token.
     static func signInByEmail(_ http: HTTP, _ smtp: FakeSMTPServer, email: String) async throws -> String {

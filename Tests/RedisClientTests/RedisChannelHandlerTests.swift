@@ -40,6 +40,26 @@ struct RedisChannelHandlerTests {
         #expect(throws: RedisError(.server, "ERR unknown command")) { try third.wait() }
     }
 
+    /// An ASK redirect's `ASKING` and the command it is for leave as one write: no other
+    /// caller's command on the connection can land between them (it would take the ASKING,
+    /// and the command would be answered MOVED instead).
+    @Test func askingAndItsCommandLeaveAsOneWrite() throws {
+        let channel = EmbeddedChannel(handler: RedisChannelHandler(timeout: .seconds(5)))
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 6379)).wait()
+        defer { _ = try? channel.finish() }
+        let reply = RedisNodePool.writeAsking(["GET", "k"], on: RedisConnection(channel: channel))
+        let other = request(channel, ["GET", "other"])
+        channel.embeddedEventLoop.run()
+        var writes: [String] = []
+        while let chunk = try channel.readOutbound(as: ByteBuffer.self) { writes.append(String(buffer: chunk)) }
+        #expect(writes.first == "*1\r\n$6\r\nASKING\r\n*2\r\n$3\r\nGET\r\n$1\r\nk\r\n", "\(writes)")
+        #expect(writes.count == 2 && writes.last?.hasSuffix("other\r\n") == true)
+        // ASKING's +OK is consumed; the command gets its own reply, the other caller its own.
+        try channel.writeInbound(ByteBuffer(string: "+OK\r\n$1\r\nv\r\n$1\r\nw\r\n"))
+        #expect(try reply.wait() == .bulkString(Array("v".utf8)))
+        #expect(try other.wait() == .bulkString(Array("w".utf8)))
+    }
+
     @Test func garbageFailsEveryPendingCommandAndCloses() throws {
         let channel = EmbeddedChannel(handler: RedisChannelHandler(timeout: .seconds(5)))
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 6379)).wait()

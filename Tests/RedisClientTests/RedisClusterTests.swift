@@ -242,6 +242,59 @@ struct RedisClusterTests {
         #expect(try await redis.send("GET", RedisArgument(staying)).string == "staying")
     }
 
+    /// ASK under concurrent load on the importing node's connections: ASKING and its command
+    /// go out as one write, so no other caller's command takes the ASKING, and every reply is
+    /// the right one without a MOVED bounce.
+    @Test func askUnderConcurrentLoadOnTheSameConnections() async throws {
+        let events = ClusterEvents()
+        let redis = try TestRedis.clusterClient(onEvent: events.record)
+        defer { redis.shutdown() }
+        try await redis.start()
+        let tag = TestRedis.uniquePrefix("askload")
+        let moved = Self.key(onSlotOf: tag)
+        let staying = Self.key(onSlotOf: tag)
+        let slot = HashSlot(key: moved)
+        _ = try await redis.send("SET", RedisArgument(moved), "moved", "EX", "60")
+        _ = try await redis.send("SET", RedisArgument(staying), "staying", "EX", "60")
+        let (source, target) = try await Self.migrate(slot, keys: [moved], finish: false)
+        // Keys the importing node serves as their master: their commands share its connections.
+        let admin = try nodeClient(TestRedis.clusterNodes[0])
+        let targetSlots = try #require(try await Self.masters(via: admin).first { $0.id == target.id }).slots
+        admin.shutdown()
+        var local: [String] = []
+        for index in 0..<10_000 where local.count < 8 {
+            let key = "{\(tag)-\(index)}x"
+            if targetSlots.contains(where: { $0.contains(Int(HashSlot(key: key).rawValue)) }) { local.append(key) }
+        }
+        for key in local { _ = try await redis.send("SET", RedisArgument(key), RedisArgument(key), "EX", "60") }
+        let outcome: Result<Int, any Error>
+        do {
+            outcome = .success(try await Self.getConcurrently(redis, moved: moved, local: local))
+        } catch {
+            outcome = .failure(error)
+        }
+        // Finish the migration whatever happened, so the cluster is whole for the other tests.
+        try await Self.finishMigration(slot, keys: [staying], source: source, target: target)
+        #expect(try outcome.get() == 0)
+        #expect(events[.redirected(.ask)] == 1000)
+        #expect(events[.redirected(.moved)] == 0, "a command between ASKING and its command makes the importing node answer MOVED")
+    }
+
+    /// 2000 GETs at once, half of the moved key (ASK), half of keys the importing node serves;
+    /// how many replies were wrong.
+    static func getConcurrently(_ redis: RedisClient, moved: String, local: [String]) async throws -> Int {
+        try await withThrowingTaskGroup(of: Int.self) { group in
+            for index in 0..<2000 {
+                group.addTask {
+                    let key = index % 2 == 0 ? moved : local[index / 2 % local.count]
+                    let want = index % 2 == 0 ? "moved" : key
+                    return try await redis.send("GET", RedisArgument(key)).string == want ? 0 : 1
+                }
+            }
+            return try await group.reduce(0, +)
+        }
+    }
+
     /// A script on two keys of one slot while one has moved and the other has not: the source
     /// answers TRYAGAIN; the client waits and sends it again, and it runs once the migration ends.
     @Test func tryAgainWhileASlotIsHalfMigrated() async throws {

@@ -44,6 +44,8 @@ struct TelegramController {
         }
         struct Chat: Decodable {
             var id: Int64
+            /// `private`, `group`, `supergroup` or `channel`.
+            var type: String?
         }
         enum CodingKeys: String, CodingKey {
             case message
@@ -64,12 +66,21 @@ struct TelegramController {
             metrics.recordBotUpdate(outcome: "ignored")
             return Self.ok()
         }
+        // Only a private chat: a code posted in a group, supergroup or channel is readable by
+        // every member. Nothing is stored for the others.
+        guard message.chat.type == "private" else {
+            metrics.recordBotUpdate(outcome: "not_private")
+            return Self.ok()
+        }
         switch try await engine.botUpdate(updateID: update.updateID, chatID: message.chat.id) {
         case .reply(let reply):
             // Sent after this 200: Telegram waits for the answer and redelivers when it is slow.
             if replies.enqueue(reply) { metrics.recordBotUpdate(outcome: "code_sent") }
         case .duplicate:
             metrics.recordBotUpdate(outcome: "duplicate")
+        case .limited:
+            // Silent: a reply would let anyone make the bot write to a chat without end.
+            metrics.recordBotUpdate(outcome: "rate_limited")
         }
         return Self.ok()
     }
@@ -146,6 +157,10 @@ struct TelegramController {
             report = try JSONDecoder().decode(Report.self, from: Data(body.readableBytesView))
         } catch {
             throw APIError.badRequest("the report is not a Gateway RequestStatus object", code: "invalid_json")
+        }
+        // A replay inside the signature's window: 200 (Telegram stops retrying), not counted again.
+        guard try await engine.isNewGatewayReport(timestamp: request.headers[Self.timestampHeader] ?? "", body: body.readableBytesView) else {
+            return Self.ok()
         }
         let status = report.deliveryStatus.map(\.status).flatMap { OTPEngine.gatewayStatuses.contains($0) ? $0 : nil } ?? "other"
         metrics.recordGatewayReport(status: status)
