@@ -55,6 +55,58 @@ extension OTPEngine {
         await store.closeSocket(app: app.id, socketID: socketID, sessionHash: Self.tokenHash(session))
     }
 
+    // MARK: the client's open sockets
+
+    /// An open socket's place among its client IP's (`surfaces.hub.sockets_per_ip`, shared by
+    /// every replica through Redis): what `openHubSocket` took, to renew and give back.
+    public struct HubSocketLease: Sendable {
+        let app: String
+        let subject: String
+        let member: String
+        let cap: Int
+    }
+
+    public enum HubSocketOpening: Sendable {
+        case opened(HubSocketLease)
+        /// The client holds `sockets_per_ip` open sockets; one is gone within this many seconds.
+        case full(retryAfter: Int)
+    }
+
+    /// Takes a place for a new socket of `clientIP` (an IPv6 /64 counts as one client), which
+    /// will live at most `maxSeconds`; a place not renewed within `hubSocketTTLSeconds` (its
+    /// replica died) is free again.
+    public func openHubSocket(
+        appID: String, socketID: String, clientIP: String, maxSeconds: Int, cap: Int
+    ) async throws(OTPError) -> HubSocketOpening {
+        let app = try app(appID)
+        let lease = HubSocketLease(
+            app: app.id, subject: NetworkRange.quotaSubject(of: clientIP),
+            member: "\((Self.now() + maxSeconds) * 1000):\(socketID)", cap: cap)
+        if let wait = try await store.hubSocketLease(
+            app: lease.app, subject: lease.subject, member: lease.member, leaseSeconds: Self.hubSocketTTLSeconds,
+            cap: cap, .acquire)
+        {
+            return .full(retryAfter: wait)
+        }
+        return .opened(lease)
+    }
+
+    /// Renews a socket's place (with its binding); false when it was lost (Redis forgot it)
+    /// and the client's places are all taken meanwhile: the socket must close.
+    public func renewHubSocket(_ lease: HubSocketLease) async -> Bool {
+        // A renewal Redis could not answer is retried next time (the lease outlives two misses).
+        let full = try? await store.hubSocketLease(
+            app: lease.app, subject: lease.subject, member: lease.member, leaseSeconds: Self.hubSocketTTLSeconds,
+            cap: lease.cap, .renew)
+        return full == nil
+    }
+
+    /// Gives a closed socket's place back (best effort: an unrenewed place expires anyway).
+    public func releaseHubSocket(_ lease: HubSocketLease) async {
+        _ = try? await store.hubSocketLease(
+            app: lease.app, subject: lease.subject, member: lease.member, leaseSeconds: 0, cap: lease.cap, .release)
+    }
+
     // MARK: otp.send
 
     /// What kind of code `otp.send` delivers.
@@ -73,8 +125,9 @@ extension OTPEngine {
         public var sent: Bool
     }
 
-    /// Sends a code to an email, creating the user when the app's registration is open (like
-    /// project verify). Unknown user on a closed app: `userNotFound`.
+    /// Sends a code to an existing user's email. The hub serves existing accounts only: an email
+    /// with no user is `userNotFound` whatever the app's registration (no user is ever created),
+    /// or, with `conceal_unknown_users`, a decoy answered like a real send.
     public func hubSend(appID: String, email raw: String, method: HubCodeMethod, clientIP: String?) async throws(OTPError) -> HubSendResult {
         let app = try app(appID)
         guard let identifier = Identifier(raw), identifier.field == "email" else { throw .invalidIdentifier }
@@ -86,7 +139,7 @@ extension OTPEngine {
         let secret = Base64URL.encode(SecureRandom.bytes(32))
         let result = try await send(
             SendRequest(identifier: raw, channel: "email", clientIP: clientIP), identifier: identifier, app: app,
-            mode: .signIn, purpose: .hub, suffix: hubSuffix(app: app.id, secret: secret), code: code)
+            mode: .login, purpose: .hub, suffix: hubSuffix(app: app.id, secret: secret), code: code)
         return HubSendResult(
             secret: secret, userID: userID(app: app.id, identifier: identifier), email: identifier.value, sent: result.delivered)
     }
@@ -113,8 +166,11 @@ extension OTPEngine {
     }
 
     /// Checks the code of the email's hub OTP without spending it. A wrong code counts as in
-    /// `activate` (attempts, hourly failures, failures in a row, the client's failures). A
-    /// secret that names no live OTP of this email: `otpNotFound`.
+    /// `activate` (attempts, hourly failures, failures in a row). A secret that names no live
+    /// OTP of this email: `otpNotFound`. Every refusal spends one of the client's failures
+    /// (`failed_attempts_per_ip_per_hour`): an unknown email too, which with
+    /// `conceal_unknown_users` is answered exactly like a wrong code (its decoy OTP, if a send
+    /// made one, is judged like a real one).
     public func hubVerify(
         appID: String, email raw: String, code: String, secret: String, clientIP: String?
     ) async throws(OTPError) -> HubVerification {
@@ -130,20 +186,21 @@ extension OTPEngine {
                 OTPStore.Check(
                     app: app.id, userID: userID, purpose: .hub, suffix: suffix,
                     codeHash: codeHash(app: app.id, otpID: "\(userID).\(suffix)", code: Self.normalizeHubCode(code)),
-                    limits: app.codeLimits, proofHash: Self.tokenHash(proof)))
+                    limits: app.codeLimits, proofHash: Self.tokenHash(proof),
+                    concealUnknownUser: app.config.concealUnknownUsers))
         } catch {
             await release(taken)
             throw error
         }
+        // A right code gives the client's unit back; any refusal keeps it (an unknown email,
+        // a secret that names nothing, a locked identifier: nothing a client repeats is free).
         switch outcome {
         case .verified(let milliseconds):
             await release(taken)
             return HubVerification(secret: proof, userID: userID, expiresAt: milliseconds / 1000)
         case .noUser:
-            await release(taken)
             throw .userNotFound
         case .refused(let refusal):
-            if !refusal.isWrongCode { await release(taken) }
             throw error(for: refusal, app: app, userID: userID, clientIP: clientIP)
         }
     }
@@ -151,26 +208,55 @@ extension OTPEngine {
     // MARK: otp.set_password
 
     /// Spends the code `otp.verify` accepted (with the secret it answered), stores the
-    /// password's hash in the user and signs in. The password must meet the app's
-    /// `password.min_length`. Unknown user: `userNotFound`; a wrong code or secret, or no live
-    /// code: `otpNotFound` or `invalidOTP` (a wrong code counts as in `activate`).
+    /// password's hash in the user, ends the user's earlier sessions and signs in. The password
+    /// must meet the app's `password.min_length`. Unknown user: `userNotFound`; a wrong code or
+    /// secret, or no live code: `otpNotFound` or `invalidOTP` (a wrong code counts as in
+    /// `activate`).
+    ///
+    /// Redis judges the code before anything is hashed: scrypt runs only for a right code and
+    /// secret, and a refused check keeps the client's failure unit, so a dead code, a wrong code
+    /// or a wrong secret repeated costs the client its quota and otpd no hashing.
     public func hubSetPassword(
         appID: String, userID: String, code: String, secret: String, password: String, clientIP: String?
     ) async throws(OTPError) -> AuthResult {
         let app = try app(appID)
         guard Self.isUserID(Substring(userID)) else { throw .userNotFound }
         try checkNewPassword(password, app: app)
-        guard let live = try await store.liveOTP(app: app.id, userID: userID, purpose: .hub) else {
-            throw try await store.user(app: app.id, userID: userID) == nil ? .userNotFound : .otpNotFound
-        }
-        // A secret otp.verify did not answer costs no scrypt (the script checks it again, atomically).
         let proofHash = Self.tokenHash(secret)
-        guard let stored = live.proofHash, Digest.constantTimeEquals(Array(stored.utf8), Array(proofHash.utf8)) else {
+        let normalized = Self.normalizeHubCode(code)
+        // Judged first, without consuming (activate judges again, atomically, once hashed).
+        let taken = try await reserve(failureCounter(app: app, clientIP: clientIP), app: app)
+        let outcome: OTPStore.CheckOutcome
+        let suffix: String
+        do throws(OTPError) {
+            guard let live = try await store.liveOTP(app: app.id, userID: userID, purpose: .hub) else {
+                throw try await store.user(app: app.id, userID: userID) == nil ? OTPError.userNotFound : .otpNotFound
+            }
+            suffix = live.suffix
+            outcome = try await store.check(
+                OTPStore.Check(
+                    app: app.id, userID: userID, purpose: .hub, suffix: live.suffix,
+                    codeHash: codeHash(app: app.id, otpID: "\(userID).\(live.suffix)", code: normalized),
+                    limits: app.codeLimits, proofHash: "", requiredProofHash: proofHash))
+        } catch .userNotFound {
+            throw .userNotFound
+        } catch .otpNotFound {
             throw .otpNotFound
+        } catch {
+            await release(taken)
+            throw error
+        }
+        switch outcome {
+        case .verified:
+            await release(taken)
+        case .noUser:
+            throw .userNotFound
+        case .refused(let refusal):
+            throw error(for: refusal, app: app, userID: userID, clientIP: clientIP)
         }
         let passwordHash = try await hashPassword(password)
         return try await activate(
-            app: app, userID: userID, purpose: .hub, suffix: live.suffix, code: Self.normalizeHubCode(code), clientIP: clientIP,
+            app: app, userID: userID, purpose: .hub, suffix: suffix, code: normalized, clientIP: clientIP,
             proofHash: proofHash, passwordHash: passwordHash)
     }
 }

@@ -42,8 +42,8 @@ public func buildApplication(
             http1: http1, ws: .init(maxFrameSize: 4096, autoPing: .enabled(timePeriod: .seconds(30))))
         server = HTTPServerBuilder { responder in
             HeadDeadlineChannel(
-                base: HTTP1WebSocketUpgradeChannel(responder: responder, configuration: upgradeConfiguration) { request, _, _ in
-                    hub.shouldUpgrade(request)
+                base: HTTP1WebSocketUpgradeChannel(responder: responder, configuration: upgradeConfiguration) { request, channel, _ in
+                    await hub.shouldUpgrade(request, channel: channel)
                 },
                 timeout: idleTimeout)
         }
@@ -142,5 +142,6 @@ func hubController(configuration: Configuration, engine: OTPEngine, metrics: Ser
     return HubController(
         engine: engine, metrics: metrics,
         clientAddress: ClientAddress(trustedProxies: configuration.server.trustedProxies.compactMap(NetworkRange.init)),
-        appID: hub.app, secureCookie: configuration.mode == .production)
+        appID: hub.app, secureCookie: configuration.mode == .production, socketMaxSeconds: hub.socketMaxSeconds,
+        socketsPerIP: hub.socketsPerIP)
 }

@@ -1,5 +1,6 @@
 public import Hummingbird
 import HTTPTypes
+import NIOCore
 public import OTPCore
 
 /// The client's IP address: the socket peer, or — when the peer is a trusted proxy — the
@@ -13,9 +14,14 @@ public struct ClientAddress: Sendable {
     }
 
     public func resolve(_ request: Request, context: OTPRequestContext) -> String {
-        let peer = context.remoteAddress?.ipAddress ?? "unknown"
+        resolve(headers: request.headers, peer: context.remoteAddress)
+    }
+
+    /// The same, from a request head and the connection's peer (a WebSocket upgrade's).
+    func resolve(headers: HTTPFields, peer address: SocketAddress?) -> String {
+        let peer = address?.ipAddress ?? "unknown"
         guard isTrusted(peer) else { return peer }
-        let entries = request.headers[values: Self.forwardedFor]
+        let entries = headers[values: Self.forwardedFor]
             .flatMap { $0.split(separator: ",") }
             .map { $0.trimmingASCIIWhitespace() }
         // Walk from the right: each trusted hop vouches for the one before it.

@@ -30,15 +30,18 @@ struct HeadDeadlineChannel: ServerChildChannel {
 
 /// Closes the connection unless the bytes of a complete request head (up to the blank line)
 /// arrive within `timeout`; from then on it only passes bytes through.
+///
+/// A head counts only once a byte other than CR or LF came before its CRLF CRLF: llhttp skips
+/// blank lines before a request line, so `\r\n\r\n` (or a trickle of line breaks) is no
+/// head, and must not stop the deadline. One pass over each byte, with two words of state, so
+/// a head split across reads anywhere is still found and nothing is ever rescanned.
 final class RequestHeadDeadline: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
 
     let timeout: TimeAmount
     private var deadline: Scheduled<Void>?
-    /// The last bytes seen, to find a CRLF CRLF split across reads.
-    private var tail: [UInt8] = []
-    private var headSeen = false
+    private var scanner = HeadScanner()
 
     init(timeout: TimeAmount) {
         self.timeout = timeout
@@ -59,25 +62,49 @@ final class RequestHeadDeadline: ChannelInboundHandler, RemovableChannelHandler 
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        if !headSeen {
+        if !scanner.complete {
             let buffer = unwrapInboundIn(data)
-            var window = tail
-            window.append(contentsOf: buffer.readableBytesView.suffix(4096))
-            if Self.containsBlankLine(window) {
-                headSeen = true
+            if scanner.scan(buffer.readableBytesView) {
                 deadline?.cancel()
                 deadline = nil
-            } else {
-                tail = Array(window.suffix(3))
             }
         }
         context.fireChannelRead(data)
     }
+}
 
-    static func containsBlankLine(_ bytes: [UInt8]) -> Bool {
-        guard bytes.count >= 4 else { return false }
-        for i in 0...(bytes.count - 4) where bytes[i] == 13 && bytes[i + 1] == 10 && bytes[i + 2] == 13 && bytes[i + 3] == 10 {
-            return true
+/// Finds the end of the first request head in a stream of bytes: the first CRLF CRLF after a
+/// byte that is neither CR nor LF (the blank lines llhttp skips before a request line are not
+/// a head). Fed the bytes in order, split anywhere; each byte is looked at once.
+struct HeadScanner {
+    /// A byte other than CR or LF was seen: the request line has begun.
+    private(set) var started = false
+    /// How much of CR LF CR LF the last bytes matched (0-3).
+    private var matched = 0
+    /// The head is complete; the bytes after it are not looked at.
+    private(set) var complete = false
+
+    /// Feeds bytes; true once the head is complete.
+    mutating func scan<Bytes: Sequence<UInt8>>(_ bytes: Bytes) -> Bool {
+        guard !complete else { return true }
+        for byte in bytes {
+            switch byte {
+            case 13:
+                matched = matched == 2 ? 3 : 1
+            case 10:
+                if matched == 3 {
+                    if started {
+                        complete = true
+                        return true
+                    }
+                    matched = 0
+                } else {
+                    matched = matched == 1 ? 2 : 0
+                }
+            default:
+                started = true
+                matched = 0
+            }
         }
         return false
     }

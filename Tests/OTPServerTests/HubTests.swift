@@ -7,6 +7,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import OTPCore
+import OTPCrypto
 import OTPTestSupport
 import RedisClient
 import Synchronization
@@ -84,12 +85,18 @@ final class RawHubSocket: @unchecked Sendable {
     let fd: Int32
     let head: String
     let firstMessage: String
+    /// The first frame's payload when it is a close frame (code, then reason).
+    let closePayload: [UInt8]?
 
-    private init(fd: Int32, head: String, firstMessage: String) {
+    private init(fd: Int32, head: String, firstMessage: String, closePayload: [UInt8]? = nil) {
         self.fd = fd
         self.head = head
         self.firstMessage = firstMessage
+        self.closePayload = closePayload
     }
+
+    var closeCode: Int? { closePayload.flatMap { $0.count >= 2 ? Int($0[0]) << 8 | Int($0[1]) : nil } }
+    var closeReason: String? { closePayload.map { String(decoding: $0.dropFirst(2), as: UTF8.self) } }
 
     /// Connects and upgrades on a thread of its own: blocking the cooperative pool (two
     /// threads here) could starve the server's own tasks in this process.
@@ -98,13 +105,13 @@ final class RawHubSocket: @unchecked Sendable {
             Result {
                 let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
                 guard descriptor >= 0 else { throw HubTestError("socket() failed") }
-                let (head, firstMessage) = try upgrade(descriptor, port: port, cookie: cookie)
-                return RawHubSocket(fd: descriptor, head: head, firstMessage: firstMessage)
+                let (head, firstMessage, close) = try upgrade(descriptor, port: port, cookie: cookie)
+                return RawHubSocket(fd: descriptor, head: head, firstMessage: firstMessage, closePayload: close)
             }
         }.get()
     }
 
-    private static func upgrade(_ fd: Int32, port: Int, cookie: String?) throws -> (String, String) {
+    private static func upgrade(_ fd: Int32, port: Int, cookie: String?) throws -> (String, String, [UInt8]?) {
         var timeout = timeval(tv_sec: 5, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         var address = sockaddr_in()
@@ -140,9 +147,12 @@ final class RawHubSocket: @unchecked Sendable {
             throw HubTestError("no response head: \(String(decoding: received, as: UTF8.self))")
         }
         let head = String(decoding: received[0..<end], as: UTF8.self)
-        guard received.count >= end + 2, received[end] == 0x81 else { return (head, "") }
+        guard received.count >= end + 2 else { return (head, "", nil) }
         let length = Int(received[end + 1] & 0x7f)
-        return (head, String(decoding: received[(end + 2)..<min(received.count, end + 2 + length)], as: UTF8.self))
+        let payload = Array(received[(end + 2)..<min(received.count, end + 2 + length)])
+        if received[end] == 0x88 { return (head, "", payload) }
+        guard received[end] == 0x81 else { return (head, "", nil) }
+        return (head, String(decoding: payload, as: UTF8.self), nil)
     }
 
     var status: Int { Int(head.split(separator: " ").dropFirst().first ?? "") ?? 0 }
@@ -258,20 +268,18 @@ final class RawHubSocket: @unchecked Sendable {
         #expect(hub.secureCookie)
         var request = HTTPRequest(method: .get, scheme: nil, authority: "x", path: "/-/ws")
         request.headerFields[.upgrade] = "websocket"
-        guard case .upgrade(let headers, _) = hub.shouldUpgrade(request) else {
-            Issue.record("no upgrade")
-            return
-        }
-        #expect(headers[.setCookie]?.hasSuffix("; Secure") == true)
+        #expect(HubController.isUpgradeRequest(request))
+        #expect(hub.session(for: request).headers[.setCookie]?.hasSuffix("; Secure") == true)
     }
 
     @Test func sendVerifyAndSetPasswordOverARealWebSocket() async throws {
         let harness = try V1Harness { _, prefix in hubYAML(redisURL: nil, prefix: prefix) }
         try await harness.run { http in
             let session = OTPEngine.newHubSession()
+            let email = Self.email()
+            try await harness.importUsers([email], app: "hub")
             try await withHubSocket(port: http.port, session: session) { socketID in
                 #expect(OTPEngine.isSocketID(socketID))
-                let email = Self.email()
                 // method "otp": the app's 6 digits.
                 let send = try await http.post(
                     "/-/svc/otp.send", ["email": email, "socket_id": socketID, "method": "otp"], headers: Self.cookie(session))
@@ -366,8 +374,9 @@ final class RawHubSocket: @unchecked Sendable {
         let harness = try V1Harness { _, prefix in hubYAML(redisURL: nil, prefix: prefix) }
         try await harness.run { http in
             let session = OTPEngine.newHubSession()
+            let email = Self.email()
+            try await harness.importUsers([email], app: "hub")
             try await withHubSocket(port: http.port, session: session) { socketID in
-                let email = Self.email()
                 let cookie = Self.cookie(session)
                 func check(_ reply: HTTP.Reply, _ status: Int, _ error: String, sourceLocation: SourceLocation = #_sourceLocation) {
                     #expect(reply.status == status, "\(reply.body)", sourceLocation: sourceLocation)
@@ -475,8 +484,10 @@ final class RawHubSocket: @unchecked Sendable {
         }
         try await dead.run { http in
             let session = OTPEngine.newHubSession()
+            let email = Self.email()
+            try await dead.importUsers([email], app: "hub")
             try await withHubSocket(port: http.port, session: session) { socketID in
-                let reply = try await http.post("/-/svc/otp.send", ["email": Self.email(), "socket_id": socketID], headers: Self.cookie(session))
+                let reply = try await http.post("/-/svc/otp.send", ["email": email, "socket_id": socketID], headers: Self.cookie(session))
                 #expect(reply.status == 500, "\(reply.body)")
                 #expect(reply.json["error"] as? String == "INTERNAL_ERROR")
             }
@@ -493,6 +504,7 @@ final class RawHubSocket: @unchecked Sendable {
                 let (a, b) = (HTTP(port: clientA.port!), HTTP(port: clientB.port!))
                 let session = OTPEngine.newHubSession()
                 let email = Self.email()
+                try await harness.importUsers([email], app: "hub")
                 let socketID = try await withHubSocket(port: a.port, session: session) { socketID in
                     let send = try await b.post(
                         "/-/svc/otp.send", ["email": email, "socket_id": socketID, "method": "otp"], headers: Self.cookie(session))
@@ -533,8 +545,9 @@ final class RawHubSocket: @unchecked Sendable {
         let harness = try V1Harness { _, prefix in hubYAML(redisURL: nil, prefix: prefix) }
         try await harness.run { http in
             let victim = OTPEngine.newHubSession()
+            let email = Self.email()
+            try await harness.importUsers([email], app: "hub")
             try await withHubSocket(port: http.port, session: victim) { socketID in
-                let email = Self.email()
                 // The victim's socket id with the attacker's own (valid, open) session.
                 let attacker = try await RawHubSocket.open(port: http.port)
                 defer { attacker.close() }
@@ -570,8 +583,9 @@ final class RawHubSocket: @unchecked Sendable {
         let harness = try V1Harness { _, prefix in hubYAML(redisURL: nil, prefix: prefix) }
         try await harness.run { http in
             let session = OTPEngine.newHubSession()
+            let email = Self.email()
+            try await harness.importUsers([email], app: "hub")
             try await withHubSocket(port: http.port, session: session) { socketID in
-                let email = Self.email()
                 let send = try await http.post(
                     "/-/svc/otp.send", ["email": email, "socket_id": socketID, "method": "otp"], headers: Self.cookie(session))
                 let secret = try #require(send.json["secret"] as? String)
@@ -592,6 +606,287 @@ final class RawHubSocket: @unchecked Sendable {
                 #expect(right.status == 429)
                 #expect(right.json["error"] as? String == "too-many-attempts")
             }
+        }
+    }
+
+    // MARK: the third review's findings
+
+    /// The hub app with `conceal_unknown_users` (or not) and `failures` wrong answers per client IP an hour.
+    static func meteredYAML(prefix: String, conceal: Bool, failures: Int) -> String {
+        var yaml = hubYAML(redisURL: nil, prefix: prefix).replacingOccurrences(
+            of: "failed_attempts_per_identifier_per_hour: 1000, failed_attempts_per_ip_per_hour: 100000}",
+            with: "failed_attempts_per_identifier_per_hour: 1000, failed_attempts_per_ip_per_hour: \(failures)}")
+        if conceal {
+            yaml = yaml.replacingOccurrences(
+                of: "  - id: hub\n    channels: [email]\n", with: "  - id: hub\n    conceal_unknown_users: true\n    channels: [email]\n")
+        }
+        return yaml
+    }
+
+    /// Review finding: otp.verify told accounts apart on a concealing app (404 `no-user` for an
+    /// unknown email, 401 `wrong-code` for a known one) and the probing was free. Now both
+    /// answer alike, with or without a send first, and the client's failure quota ends it.
+    @Test func verifyOnAConcealingAppAnswersUnknownEmailsLikeWrongCodesAndIsMetered() async throws {
+        let harness = try V1Harness { _, prefix in Self.meteredYAML(prefix: prefix, conceal: true, failures: 10) }
+        let known = Self.email()
+        try await harness.importUsers([known], app: "hub")
+        try await harness.run { http in
+            let session = OTPEngine.newHubSession()
+            try await withHubSocket(port: http.port, session: session) { socketID in
+                let cookie = Self.cookie(session)
+                let unknown = Self.email()
+                func verify(_ email: String, _ code: String, _ secret: String) async throws -> String {
+                    let reply = try await http.post(
+                        "/-/svc/otp.verify", ["email": email, "code": code, "secret": secret, "socket_id": socketID], headers: cookie)
+                    return "\(reply.status) \(reply.body)"
+                }
+                // Without a send: 4 failures.
+                for _ in 0..<2 {
+                    let (a, b) = (try await verify(known, "123456", "s"), try await verify(unknown, "123456", "s"))
+                    #expect(a == b, "known: \(a), unknown: \(b)")
+                    #expect(a.hasPrefix("401"), "\(a)")
+                }
+                // After a send to each (a decoy for the unknown one): the same answers, 6 failures.
+                var secrets: [String] = []
+                for email in [known, unknown] {
+                    let send = try await http.post("/-/svc/otp.send", ["email": email, "socket_id": socketID, "method": "otp"], headers: cookie)
+                    #expect(send.status == 200, "\(send.body)")
+                    #expect(Set(send.json.keys) == ["secret", "user", "sent"])
+                    secrets.append(send.json["secret"] as? String ?? "")
+                }
+                let code = try #require(harness.capture.lastCode(to: known))
+                let wrong = code == "000000" ? "111111" : "000000"
+                for _ in 0..<3 {
+                    let (a, b) = (try await verify(known, wrong, secrets[0]), try await verify(unknown, wrong, secrets[1]))
+                    #expect(a == b, "known: \(a), unknown: \(b)")
+                    #expect(a.hasPrefix("401"), "\(a)")
+                }
+                // 10 failures: the next probe, of an email never seen, is refused by the client's quota.
+                let over = try await http.post(
+                    "/-/svc/otp.verify", ["email": Self.email(), "code": "123456", "secret": "s", "socket_id": socketID], headers: cookie)
+                #expect(over.status == 429, "\(over.body)")
+                #expect(over.header("Retry-After") != nil)
+            }
+        }
+    }
+
+    /// Without concealment an unknown email is still `no-user`, but each one spends the
+    /// client's failure quota: nothing an anonymous client repeats is free.
+    @Test func noUserAnswersOfVerifySpendTheClientsFailureQuota() async throws {
+        let harness = try V1Harness { _, prefix in Self.meteredYAML(prefix: prefix, conceal: false, failures: 3) }
+        try await harness.run { http in
+            let session = OTPEngine.newHubSession()
+            try await withHubSocket(port: http.port, session: session) { socketID in
+                var statuses: [Int] = []
+                for _ in 0..<5 {
+                    let reply = try await http.post(
+                        "/-/svc/otp.verify", ["email": Self.email(), "code": "123456", "secret": "s", "socket_id": socketID],
+                        headers: Self.cookie(session))
+                    statuses.append(reply.status)
+                }
+                #expect(statuses == [404, 404, 404, 429, 429], "\(statuses)")
+            }
+        }
+    }
+
+    /// Review finding: set_password changed the password and left earlier sessions alive (a
+    /// reset ends them). A refresh token from before it is now refused.
+    @Test func setPasswordEndsTheUsersEarlierSessions() async throws {
+        let harness = try V1Harness { _, prefix in hubYAML(redisURL: nil, prefix: prefix) }
+        let email = Self.email()
+        try await harness.importUsers([email], app: "hub")
+        try await harness.run { http in
+            let session = OTPEngine.newHubSession()
+            try await withHubSocket(port: http.port, session: session) { socketID in
+                let cookie = Self.cookie(session)
+                func setPassword(_ password: String) async throws -> HTTP.Reply {
+                    let send = try await http.post("/-/svc/otp.send", ["email": email, "socket_id": socketID, "method": "otp"], headers: cookie)
+                    let secret = try #require(send.json["secret"] as? String)
+                    let uid = try #require((send.json["user"] as? [String: Any])?["uid"] as? String)
+                    let code = try #require(harness.capture.lastCode(to: email))
+                    let verify = try await http.post(
+                        "/-/svc/otp.verify", ["email": email, "code": code, "secret": secret, "socket_id": socketID], headers: cookie)
+                    let proof = try #require(verify.json["secret"] as? String)
+                    return try await http.post(
+                        "/-/svc/otp.set_password",
+                        ["uid": uid, "code": code, "secret": proof, "password": password, "socket_id": socketID], headers: cookie)
+                }
+                let first = try await setPassword("the first password")
+                let old = try #require(first.json["refresh_token"] as? String)
+                // The session works, until the password is set again (a second later: sr is in ms).
+                let before = try await http.post("/v1/apps/hub/tokens/refresh", ["refresh_token": old])
+                #expect(before.status == 200, "\(before.body)")
+                let rotated = try #require((before.json["auth_result"] as? [String: Any])?["refresh_token"] as? String)
+                try await Task.sleep(for: .milliseconds(20))
+                let second = try await setPassword("the second password")
+                #expect(second.status == 200, "\(second.body)")
+                let after = try await http.post("/v1/apps/hub/tokens/refresh", ["refresh_token": rotated])
+                #expect(after.status == 401, "a session from before set_password lives on: \(after.body)")
+                // The session set_password started is alive.
+                let fresh = try #require(second.json["refresh_token"] as? String)
+                #expect(try await http.post("/v1/apps/hub/tokens/refresh", ["refresh_token": fresh]).status == 200)
+            }
+        }
+    }
+
+    /// Review finding: set_password hashed the password (scrypt) before Redis judged the code,
+    /// so a dead code (or a wrong one) still cost a hash per call, and an exhausted answer gave
+    /// the client's failure unit back. Now the code is judged first: a refusal hashes nothing
+    /// and keeps the unit; only a right code is worth a hash.
+    @Test func setPasswordHashesNothingForARefusedCodeAndIsMetered() async throws {
+        let harness = try V1Harness { _, prefix in Self.meteredYAML(prefix: prefix, conceal: false, failures: 6) }
+        let email = Self.email()
+        try await harness.importUsers([email], app: "hub")
+        try await harness.withEngine { engine in
+            let ip = "10.9.1.1"
+            let send = try await engine.hubSend(appID: "hub", email: email, method: .numeric, clientIP: ip)
+            let code = try #require(harness.capture.lastCode(to: email))
+            let wrong = code == "000000" ? "111111" : "000000"
+            let proof = try await engine.hubVerify(appID: "hub", email: email, code: code, secret: send.secret, clientIP: ip).secret
+            // max_attempts 3: three wrong codes spend the code (3 of the client's 6 failures).
+            for _ in 0..<3 {
+                _ = try? await engine.hubVerify(appID: "hub", email: email, code: wrong, secret: send.secret, clientIP: ip)
+            }
+            var answers: [String] = []
+            for _ in 0..<10 {
+                do throws(OTPError) {
+                    _ = try await engine.hubSetPassword(
+                        appID: "hub", userID: send.userID, code: code, secret: proof, password: "a-new-password", clientIP: ip)
+                    answers.append("set")
+                } catch {
+                    switch error {
+                    case .otpExhausted: answers.append("dead")
+                    case .tooManyFailuresFromIP: answers.append("429")
+                    default: answers.append("\(error)")
+                    }
+                }
+            }
+            #expect(answers == ["dead", "dead", "dead"] + Array(repeating: "429", count: 7), "\(answers)")
+            #expect(engine.passwordHasher.computations == 0, "scrypt ran \(engine.passwordHasher.computations) times for refused codes")
+
+            // A new code: a wrong one and a wrong secret hash nothing; the right pair hashes once.
+            let other = "10.9.2.2"
+            let again = try await engine.hubSend(appID: "hub", email: email, method: .numeric, clientIP: other)
+            let code2 = try #require(harness.capture.lastCode(to: email))
+            let proof2 = try await engine.hubVerify(appID: "hub", email: email, code: code2, secret: again.secret, clientIP: other).secret
+            let wrong2 = code2 == "000000" ? "111111" : "000000"
+            for (guess, secret) in [(wrong2, proof2), (code2, "forged")] {
+                do {
+                    _ = try await engine.hubSetPassword(
+                        appID: "hub", userID: again.userID, code: guess, secret: secret, password: "a-new-password", clientIP: other)
+                    Issue.record("set_password accepted a wrong code or secret")
+                } catch {}
+            }
+            #expect(engine.passwordHasher.computations == 0)
+            _ = try await engine.hubSetPassword(
+                appID: "hub", userID: again.userID, code: code2, secret: proof2, password: "a-new-password", clientIP: other)
+            #expect(engine.passwordHasher.computations == 1)
+        }
+    }
+
+    /// The seed's rule: the hub serves existing accounts. otp.send for an email with no user is
+    /// `no-user` even on an app with open registration, and no user (or any key of it) is made.
+    @Test func sendToAnUnknownEmailIsNoUserAndCreatesNothing() async throws {
+        let harness = try V1Harness { _, prefix in hubYAML(redisURL: nil, prefix: prefix) }
+        try await harness.run { http in
+            let session = OTPEngine.newHubSession()
+            try await withHubSocket(port: http.port, session: session) { socketID in
+                let email = Self.email()
+                let reply = try await http.post(
+                    "/-/svc/otp.send", ["email": email, "socket_id": socketID, "method": "otp"], headers: Self.cookie(session))
+                #expect(reply.status == 404, "\(reply.body)")
+                #expect(reply.json["error"] as? String == "no-user")
+                #expect(harness.capture.lastCode(to: email) == nil, "a code was sent")
+                let keys = try await TestRedis.allKeys(matching: "\(harness.prefix):{hub:*")
+                #expect(keys.filter { !$0.contains(":ip:") && !$0.contains(":ws:") && !$0.contains(":wsip:") }.isEmpty, "\(keys)")
+            }
+        }
+    }
+
+    /// Review finding: one client IP could hold any number of hub sockets. The 21st socket of
+    /// one IP (sockets_per_ip defaults to 20) is closed before its first message with 1013
+    /// (try again later) and a retry time; closing one frees its place.
+    @Test func oneClientIPHoldsAtMostSocketsPerIPSockets() async throws {
+        let harness = try V1Harness { _, prefix in hubYAML(redisURL: nil, prefix: prefix) }
+        try await harness.run { http in
+            var sockets: [RawHubSocket] = []
+            defer { sockets.forEach { $0.close() } }
+            for _ in 0..<20 {
+                let socket = try await RawHubSocket.open(port: http.port)
+                #expect(socket.status == 101, "\(socket.head)")
+                sockets.append(socket)
+            }
+            let refused = try await RawHubSocket.open(port: http.port)
+            defer { refused.close() }
+            #expect(refused.socketID == nil, "the 21st socket of one IP got a socket id: \(refused.head) \(refused.firstMessage)")
+            // Its first frame is a close frame: code 1013, "too-many-sockets; retry after <s> s".
+            #expect(refused.closeCode == 1013, "\(refused.head)")
+            let reason = refused.closeReason ?? ""
+            let seconds = Int(reason.split(separator: " ").dropLast().last ?? "") ?? 0
+            #expect(reason.hasPrefix("too-many-sockets; retry after") && seconds > 3500 && seconds <= 3601, "\(reason)")
+            // The real client cannot open one either; once a socket closes, its place is free.
+            await #expect(throws: (any Error).self) {
+                try await withHubSocket(port: http.port, session: OTPEngine.newHubSession()) { _ in 0 }
+            }
+            sockets.removeFirst().close()
+            var reopened = false
+            for _ in 0..<50 where !reopened {
+                try await Task.sleep(for: .milliseconds(100))
+                let socket = try await RawHubSocket.open(port: http.port)
+                if socket.socketID != nil { sockets.append(socket); reopened = true } else { socket.close() }
+            }
+            #expect(reopened, "a closed socket's place was not given back")
+        }
+    }
+
+    /// Review finding: an open socket lived forever. With socket_max_seconds 2 the server closes
+    /// it after 2 s (a close frame, then the connection), and its binding is gone.
+    @Test func aSocketIsClosedAfterSocketMaxSeconds() async throws {
+        let harness = try V1Harness { _, prefix in
+            hubYAML(redisURL: nil, prefix: prefix).replacingOccurrences(of: "hub: {app: hub}", with: "hub: {app: hub, socket_max_seconds: 2}")
+        }
+        try await harness.run { http in
+            let socket = try await RawHubSocket.open(port: http.port)
+            defer { socket.close() }
+            #expect(socket.status == 101)
+            let (socketID, session) = (try #require(socket.socketID), try #require(socket.session))
+            let closedAfter = await onOwnThread { () -> Double? in
+                let start = Date()
+                var buffer = [UInt8](repeating: 0, count: 256)
+                while Date().timeIntervalSince(start) < 6 {
+                    var poll = pollfd(fd: socket.fd, events: Int16(POLLIN), revents: 0)
+                    guard Glibc.poll(&poll, 1, 100) > 0 else { continue }
+                    let n = recv(socket.fd, &buffer, buffer.count, 0)
+                    if n <= 0 || buffer[0] == 0x88 { return Date().timeIntervalSince(start) }
+                }
+                return nil
+            }
+            let seconds = try #require(closedAfter, "the socket was still open 6 s after it opened")
+            #expect(seconds > 1 && seconds < 4.5, "\(seconds)")
+            try await Self.waitUntilClosed(http, session: session, socketID: socketID)
+            let reply = try await http.post(
+                "/-/svc/otp.verify", ["email": "x@example.com", "code": "1", "secret": "s", "socket_id": socketID],
+                headers: Self.cookie(session))
+            #expect(reply.json["error"] as? String == "no-socket")
+        }
+    }
+
+    /// The two socket limits are bounded, and a wrong value names its key.
+    @Test func theSocketLimitsAreValidated() {
+        let yaml = hubYAML(redisURL: nil, prefix: "hubcfg")
+        func error(_ binding: String) -> String? {
+            configError(yaml.replacingOccurrences(of: "hub: {app: hub}", with: binding))
+        }
+        #expect(error("hub: {app: hub}") == nil)
+        #expect(error("hub: {app: hub, socket_max_seconds: 2, sockets_per_ip: 1}") == nil)
+        for (binding, key) in [
+            ("hub: {app: hub, socket_max_seconds: 0}", "surfaces.hub.socket_max_seconds:"),
+            ("hub: {app: hub, socket_max_seconds: 9999999999999}", "surfaces.hub.socket_max_seconds:"),
+            ("hub: {app: hub, sockets_per_ip: 0}", "surfaces.hub.sockets_per_ip:"),
+            ("hub: {app: hub, sockets_per_ip: 100001}", "surfaces.hub.sockets_per_ip:"),
+            ("hub: {app: hub, sockets_per_ip: many}", "surfaces.hub.sockets_per_ip:"),
+        ] {
+            #expect(error(binding)?.hasPrefix(key) == true, "\(binding): \(error(binding) ?? "accepted")")
         }
     }
 }

@@ -3,6 +3,10 @@ import OTPCore
 import OTPTestSupport
 import Testing
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 @testable import OTPServer
 
 /// Slow clients: a request trickled byte by byte (slowloris) is cut off. (Connections beyond
@@ -69,6 +73,61 @@ struct SlowClientTests {
         }
         let open = read(for: 3)
         return (String(decoding: answer, as: UTF8.self), !open)
+    }
+
+    /// Sends each of `parts` after its delay (seconds), then waits; the seconds from the first
+    /// byte until the server closed the connection, or nil if it was still open after `limit`.
+    static func secondsUntilClosed(port: Int, _ parts: [(delay: Double, bytes: String)], limit: Double = 6) -> Double? {
+        guard let fd = connectLoopback(port: port) else { return nil }
+        defer { close(fd) }
+        let start = Date()
+        var pending = parts
+        var next = start.addingTimeInterval(pending.first?.delay ?? 0)
+        var byte: UInt8 = 0
+        while Date().timeIntervalSince(start) < limit {
+            if let part = pending.first, Date() >= next {
+                pending.removeFirst()
+                if part.bytes.withCString({ send(fd, $0, strlen($0), Int32(MSG_NOSIGNAL)) }) < 0 {
+                    return Date().timeIntervalSince(start)
+                }
+                next = Date().addingTimeInterval(pending.first?.delay ?? 0)
+            }
+            var poll = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            if Glibc.poll(&poll, 1, 50) > 0, recv(fd, &byte, 1, 0) <= 0 { return Date().timeIntervalSince(start) }
+        }
+        return nil
+    }
+
+    /// The review's attack (hub on and off): blank lines before the first head, then silence,
+    /// or a blank line every 300 ms. llhttp skips blank lines, so they are no request head:
+    /// the connection is closed `idle_timeout_seconds` (1 s here) after it opened.
+    static func blankLinesAreNoHead(port: Int) async {
+        let quiet = await onOwnThread { Self.secondsUntilClosed(port: port, [(0, "\r\n\r\n")]) }
+        #expect(quiet != nil && quiet! < 3.5, "blank lines then silence held the connection open: \(String(describing: quiet))")
+        let trickled = await onOwnThread {
+            Self.secondsUntilClosed(port: port, [(0, "\r\n\r\n")] + Array(repeating: (0.3, "\r\n"), count: 20))
+        }
+        #expect(trickled != nil && trickled! < 3.5, "trickled blank lines held the connection open: \(String(describing: trickled))")
+        let split = await onOwnThread {
+            Self.secondsUntilClosed(port: port, [(0, "\r"), (0.2, "\n\r"), (0.2, "\n")] + Array(repeating: (0.3, "\n"), count: 20))
+        }
+        #expect(split != nil && split! < 3.5, "blank lines split across reads held the connection open: \(String(describing: split))")
+    }
+
+    @Test func blankLinesAreNoRequestHead() async throws {
+        try await harness().run { http in await Self.blankLinesAreNoHead(port: http.port) }
+    }
+
+    @Test func blankLinesAreNoRequestHeadWithTheHub() async throws {
+        let harness = try V1Harness { _, prefix in
+            hubYAML(redisURL: nil, prefix: prefix).replacingOccurrences(of: "server: {", with: "server: {idle_timeout_seconds: 1, ")
+        }
+        try await harness.run { http in
+            await Self.blankLinesAreNoHead(port: http.port)
+            // A head after blank lines is still served (llhttp skips them), and stays open.
+            let served = await onOwnThread { Self.exchange(port: http.port, [(0, "\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")]) }
+            #expect(served?.answer.hasPrefix("HTTP/1.1 200") == true, "\(String(describing: served))")
+        }
     }
 
     /// The body deadline is per connection but counts from each request's own head: a

@@ -6,6 +6,7 @@ import Logging
 import NIOCore
 import NIOWebSocket
 import OTPCore
+import Synchronization
 
 /// The hub services, bound to one app (`surfaces.hub.app`): the `/-/ws` WebSocket that binds a
 /// socket id to the browser's session cookie while it stays open, and the `/-/svc/otp.*` calls,
@@ -16,6 +17,14 @@ import OTPCore
 /// shape (256 random bits, 43 base64url characters). Redis holds only its hash, as the value of
 /// the socket's binding (`{app:ws:<socket id>}`, TTL 60 s, renewed every 20 s by the open
 /// connection, deleted when it closes), so every replica can check a socket opened on another.
+///
+/// An open socket lives at most `surfaces.hub.socket_max_seconds` (then the server closes it),
+/// and one client IP holds at most `surfaces.hub.sockets_per_ip` at once, counted in Redis
+/// across replicas (`{app:wsip:<IP or /64>}`). A socket beyond that is closed at once, before
+/// its first message, with close code 1013 (try again later) and the reason
+/// `too-many-sockets; retry after <s>`: the latest moment one of the client's sockets ends.
+/// (The upgrade decision cannot answer an HTTP status: hummingbird-websocket answers a
+/// refused upgrade with an empty 400.)
 struct HubController {
     let engine: OTPEngine
     let metrics: ServerMetrics
@@ -23,6 +32,9 @@ struct HubController {
     let appID: String
     /// Whether the cookie carries `Secure` (production mode).
     let secureCookie: Bool
+    /// `surfaces.hub.socket_max_seconds` and `surfaces.hub.sockets_per_ip`.
+    let socketMaxSeconds: Int
+    let socketsPerIP: Int
 
     static let cookieName = "otpd_hub_session"
     static let path = "/-/ws"
@@ -47,30 +59,58 @@ struct HubController {
 
     // MARK: the WebSocket
 
-    /// The server's upgrade decision: `/-/ws` upgrades (setting the session cookie when the
-    /// request has none), everything else stays HTTP.
-    func shouldUpgrade(_ request: HTTPRequest) -> ShouldUpgradeResult<WebSocketDataHandler<HTTP1WebSocketUpgradeChannel.Context>> {
-        guard request.method == .get, (request.path ?? "").split(separator: "?", maxSplits: 1).first == Substring(Self.path) else {
-            return .dontUpgrade
-        }
+    /// Whether a request is for the hub's WebSocket.
+    static func isUpgradeRequest(_ request: HTTPRequest) -> Bool {
+        request.method == .get && (request.path ?? "").split(separator: "?", maxSplits: 1).first == Substring(Self.path)
+    }
+
+    /// The session of an upgrade, and the headers of its 101: the cookie, when the request
+    /// carries no session of the right shape.
+    func session(for request: HTTPRequest) -> (session: String, headers: HTTPFields) {
+        if let sent = Self.session(in: request.headerFields) { return (sent, [:]) }
+        let session = OTPEngine.newHubSession()
         var headers: HTTPFields = [:]
-        let session: String
-        if let sent = Self.session(in: request.headerFields) {
-            session = sent
-        } else {
-            session = OTPEngine.newHubSession()
-            headers[.setCookie] = "\(Self.cookieName)=\(session); Path=/-/; HttpOnly; SameSite=Strict\(secureCookie ? "; Secure" : "")"
+        headers[.setCookie] = "\(Self.cookieName)=\(session); Path=/-/; HttpOnly; SameSite=Strict\(secureCookie ? "; Secure" : "")"
+        return (session, headers)
+    }
+
+    /// The server's upgrade decision: `/-/ws` upgrades (setting the session cookie when the
+    /// request has none), everything else stays HTTP. A socket beyond the client's
+    /// `sockets_per_ip` is closed at once (1013), as is one whose place Redis could not count.
+    func shouldUpgrade(
+        _ request: HTTPRequest, channel: any Channel
+    ) async -> ShouldUpgradeResult<WebSocketDataHandler<HTTP1WebSocketUpgradeChannel.Context>> {
+        guard Self.isUpgradeRequest(request) else { return .dontUpgrade }
+        let socketID = OTPEngine.newSocketID()
+        let (session, headers) = session(for: request)
+        let lease: OTPEngine.HubSocketLease
+        do {
+            let clientIP = clientAddress.resolve(headers: request.headerFields, peer: channel.remoteAddress)
+            switch try await engine.openHubSocket(
+                appID: appID, socketID: socketID, clientIP: clientIP, maxSeconds: socketMaxSeconds, cap: socketsPerIP)
+            {
+            case .opened(let opened): lease = opened
+            case .full(let seconds):
+                return .upgrade(headers) { _, outbound, _ in
+                    try await outbound.close(.unknown(1013), reason: "too-many-sockets; retry after \(seconds) s")
+                }
+            }
+        } catch {
+            return .upgrade(headers) { _, outbound, _ in
+                try await outbound.close(.unexpectedServerError, reason: "storage unavailable")
+            }
         }
-        let (engine, appID) = (engine, appID)
+        let (engine, appID, socketMaxSeconds) = (engine, appID, socketMaxSeconds)
         return .upgrade(headers) { inbound, outbound, context in
-            let socketID = OTPEngine.newSocketID()
             do {
                 guard try await engine.bindHubSocket(appID: appID, socketID: socketID, session: session) else {
+                    await engine.releaseHubSocket(lease)
                     try await outbound.close(.unexpectedServerError, reason: "socket id taken")
                     return
                 }
             } catch {
                 context.logger.warning("hub socket not bound", metadata: ["error": "\(error)"])
+                await engine.releaseHubSocket(lease)
                 try await outbound.close(.unexpectedServerError, reason: "storage unavailable")
                 return
             }
@@ -78,13 +118,26 @@ struct HubController {
             json.field("socket_id", socketID)
             try await outbound.write(.text(String(decoding: json.finish(), as: UTF8.self)))
             await withTaskGroup(of: Void.self) { group in
-                // Renews the binding while the socket is open; a failed renewal is retried next time.
+                // Renews the binding and the client's place while the socket is open; a failed
+                // renewal is retried next time. A place lost and taken meanwhile closes the socket.
                 group.addTask {
                     while !Task.isCancelled {
                         try? await Task.sleep(for: .seconds(OTPEngine.hubSocketRenewSeconds))
                         if Task.isCancelled { return }
                         _ = try? await engine.bindHubSocket(appID: appID, socketID: socketID, session: session)
+                        if await !engine.renewHubSocket(lease) {
+                            try? await outbound.close(.policyViolation, reason: "too many sockets from this address")
+                            return
+                        }
                     }
+                }
+                // socket_max_seconds after it opened the socket ends: unbound at once, then closed.
+                group.addTask {
+                    try? await Task.sleep(for: .seconds(socketMaxSeconds))
+                    if Task.isCancelled { return }
+                    await engine.closeHubSocket(appID: appID, socketID: socketID, session: session)
+                    await engine.releaseHubSocket(lease)
+                    try? await outbound.close(.normalClosure, reason: "socket_max_seconds reached: open a new socket")
                 }
                 // Messages from the browser carry nothing; reading them answers pings and closes.
                 do {
@@ -93,6 +146,7 @@ struct HubController {
                 group.cancelAll()
             }
             await engine.closeHubSocket(appID: appID, socketID: socketID, session: session)
+            await engine.releaseHubSocket(lease)
         }
     }
 
@@ -220,3 +274,4 @@ struct HubController {
         return response
     }
 }
+
