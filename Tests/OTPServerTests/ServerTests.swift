@@ -187,7 +187,9 @@ struct ServerTests {
         let app = Application(router: router, logger: quietLogger)
         try await app.test(.router) { client in
             func check(_ text: String, code: String, mentions: String) async throws {
-                try await client.execute(uri: "/test/greet", method: .post, body: ByteBuffer(string: text)) { response in
+                try await client.execute(
+                    uri: "/test/greet", method: .post, headers: [.contentType: "application/json"], body: ByteBuffer(string: text)
+                ) { response in
                     #expect(response.status == .badRequest, "\(text)")
                     let object = json(response)
                     #expect(object["code"] as? String == code, "\(text)")
@@ -202,10 +204,19 @@ struct ServerTests {
             try await check(#"{"name": "x", "times": "two"}"#, code: "invalid_field", mentions: "'times' must be an integer")
             try await check(#"{"name": null, "times": 1}"#, code: "invalid_field", mentions: "'name'")
             try await client.execute(
-                uri: "/test/greet", method: .post, body: ByteBuffer(string: #"{"name": "otp", "times": 2, "extra": true}"#)
+                uri: "/test/greet", method: .post, headers: [.contentType: "application/json"],
+                body: ByteBuffer(string: #"{"name": "otp", "times": 2, "extra": true}"#)
             ) { response in
                 #expect(response.status == .ok)
                 #expect(body(response) == "otp × 2")
+            }
+            // The same body without saying it is JSON: 415, as a cross-site form post gets.
+            try await client.execute(
+                uri: "/test/greet", method: .post, headers: [.contentType: "text/plain"],
+                body: ByteBuffer(string: #"{"name": "otp", "times": 2}"#)
+            ) { response in
+                #expect(response.status == .unsupportedMediaType)
+                #expect(json(response)["code"] as? String == "unsupported_media_type")
             }
         }
     }
