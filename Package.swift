@@ -73,6 +73,9 @@ let package = Package(
                 "Delivery",
                 .product(name: "Logging", package: "swift-log"),
             ],
+            // The Lua scripts, compiled into the binary (`PackageResources.<name>_lua`): no
+            // resource bundle to ship beside it, and the same text (the same SHA) on every replica.
+            resources: [.embedInCode("Store/Lua")],
             swiftSettings: swiftSettings
         ),
         .target(

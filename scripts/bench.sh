@@ -164,9 +164,30 @@ sha=$(redis-cli -p "$redis_port" SCRIPT LOAD "$("$bin" lua activate)")
 hash=$(printf 'x%.0s' $(seq 1 32))
 awk -v n=100000 -v h="$hash" 'BEGIN { for (i = 0; i < n; i++) printf "HSET rb:{x:%012d}:otp:a i X h %s a 0\n", i, h }' \
   | redis-cli -p "$redis_port" --pipe >/dev/null
+# The call, by the names the script declares (`otpd lua activate --keys/--arguments`), so it
+# follows the declaration: a wrong code on a live OTP of a user-less identifier (its quota in
+# its own key), with limits that never refuse, so every call counts an attempt and a failure.
+declare -A activate_call=(
+  [otp_key]='rb:{x:__rand_int__}:otp:a' [own_quota_key]='rb:{x:__rand_int__}:q' [user_key]='rb:{x:__rand_int__}:user'
+  [token_key]='rb:{x:__rand_int__}:rt:new' [family_key]='rb:{x:__rand_int__}:rf:new'
+  [clock]='' [otp_suffix]=X [code_hash]=wrong-code-hash-32-bytes-long-xx [max_attempts]=1000000000
+  [failures_per_hour]=1000000000 [sends_per_hour]=1000000000 [max_in_a_row]=1000000000 [lockout_ms]=60000
+  [refresh_ttl_s]=60 [session_max_s]=60 [family_id]=fam [user_id]=u [proof_hash]='' [password_hash]=''
+)
+# activate_args KIND (keys | arguments): the values of the script's KEYS or ARGV, in its order.
+activate_args() {
+  local name
+  for name in $("$bin" lua activate "--$1"); do
+    [ -n "${activate_call[$name]+set}" ] || { echo "bench.sh: no value for activate's $name" >&2; exit 1; }
+    activate_argv+=("${activate_call[$name]}")
+  done
+}
+activate_argv=()
+activate_args keys
+key_count=${#activate_argv[@]}
+activate_args arguments
 redis_line=$(redis-benchmark -p "$redis_port" -c "$CONNECTIONS" -n 150000 -r 100000 --csv \
-  EVALSHA "$sha" 5 'rb:{x:__rand_int__}:otp:a' 'rb:{x:__rand_int__}:q' 'rb:{x:__rand_int__}:user' \
-  'rb:{x:__rand_int__}:rt:new' 'rb:{x:__rand_int__}:rf:new' X wrong-code-hash-32-bytes-long-xx 1000000000 60 fam u 1000000000 | tail -1)
+  EVALSHA "$sha" "$key_count" "${activate_argv[@]}" | tail -1)
 rps[redis]=$(echo "$redis_line" | awk -F'","' '{print $2+0}')
 p50[redis]=$(echo "$redis_line" | awk -F'","' '{print $5+0}')
 p99[redis]=$(echo "$redis_line" | awk -F'","' '{print $7+0}')

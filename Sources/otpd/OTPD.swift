@@ -239,16 +239,30 @@ struct CheckConfig: AsyncParsableCommand {
 
 struct Lua: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Print one of otpd's Lua scripts (to load or benchmark it with redis-cli).")
+        abstract: "Print one of otpd's Lua scripts (to load or benchmark it with redis-cli).",
+        discussion: """
+            The text printed is what EVALSHA runs: a preamble that names KEYS and ARGV, the shared \
+            helpers, and the script. --keys and --arguments print the names of its KEYS and ARGV \
+            instead, one a line in order (ARGV[1] is always `clock`: '' for Redis's own), so a \
+            caller such as scripts/bench.sh builds its call from the script's declaration.
+            """)
 
     @Argument(help: "One of: \(Scripts.named.keys.sorted().joined(separator: ", ")).")
     var name: String
 
+    @Flag(help: "Print the names of the script's KEYS, in order.")
+    var keys = false
+
+    @Flag(help: "Print the names of the script's ARGV, in order.")
+    var arguments = false
+
     func run() throws {
-        guard let script = Scripts.named[name] else {
+        guard let contract = Scripts.named[name] else {
             throw ValidationError("no script named '\(name)'; one of \(Scripts.named.keys.sorted().joined(separator: ", "))")
         }
-        print(script.source)
+        if keys { print(contract.keys.joined(separator: "\n")) }
+        if arguments { print(contract.argv.joined(separator: "\n")) }
+        if !keys && !arguments { print(contract.script.source) }
     }
 }
 

@@ -1,0 +1,12 @@
+-- One hourly counter with a key (and hash tag) of its own: a client IP's sends, a client
+-- IP's failed verifications, an app's SMS and calls. Taken before the action it guards and
+-- given back (`giveBack`) when the action did not happen, so concurrent requests never
+-- exceed the limit. Returns {'ok'} or {'rate', s}
+local now = now_ms()
+local v = redis.call('HMGET', counter_key, 'w', 'c', 'p')
+local c, p, e = window({w = v[1], c = v[2], p = v[3]}, now, 'c', 'p')
+local wait = wait_ms(c, p, tonumber(limit), e)
+if wait > 0 then return {'rate', seconds(wait)} end
+redis.call('HSET', counter_key, 'w', math.floor(now / H), 'c', c + 1, 'p', p)
+redis.call('PEXPIRE', counter_key, 2 * H)
+return {'ok'}
