@@ -115,7 +115,9 @@ func buildRouter(
     ChannelAPIController(engine: engine, credentials: credentials).addRoutes(to: router)
     // The bot's webhook exists for a Telegram bot (whose secret production requires), or in
     // development for any telegram gateway (the log one, to try it locally). Otherwise it is not
-    // served: anyone could post updates to it, and each costs a day of Redis memory.
+    // served: anyone could post updates to it, and each costs a day of Redis memory. Nor is it
+    // served by a router built without the app's reply queue (tests that only read the
+    // routes): its replies would never be sent.
     var webhookSecret: String?
     var webhookServed = configuration.mode == .development && configuration.delivery.telegram != nil
     if case .telegram(let bot) = configuration.delivery.telegram {
@@ -123,9 +125,8 @@ func buildRouter(
         webhookServed = true
     }
     TelegramController(
-        engine: engine, metrics: metrics, replies: replies ?? TelegramReplies(engine: engine, metrics: metrics),
-        credentials: credentials, clientAddress: clientAddress, webhookSecret: webhookSecret,
-        gatewayToken: configuration.delivery.telegramGateway?.token, logger: logger
+        engine: engine, metrics: metrics, replies: replies, credentials: credentials, clientAddress: clientAddress,
+        webhookSecret: webhookSecret, gatewayToken: configuration.delivery.telegramGateway?.token, logger: logger
     ).addRoutes(to: router, webhook: webhookServed)
     if let reset = configuration.surfaces.passwordReset {
         PasswordResetController(engine: engine, appID: reset.app, metrics: metrics, clientAddress: clientAddress)

@@ -5,7 +5,7 @@ import OTPCore
 extension Request {
     /// Decodes the JSON body, answering 400 with a message that names the field at fault.
     ///
-    /// The body is already bounded by `BodyLimitMiddleware`; unknown fields are ignored.
+    /// The body is already bounded by `BodyLimit`; unknown fields are ignored.
     public func decodeJSON<Body: Decodable>(as type: Body.Type, context: some RequestContext) async throws -> Body {
         try requireJSONContentType()
         let buffer = try await self.body.collect(upTo: .max)

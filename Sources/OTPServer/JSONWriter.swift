@@ -44,6 +44,22 @@ struct JSONWriter {
             body: .init(byteBuffer: ByteBuffer(bytes: finish())))
     }
 
+    /// The finished object as a JSON response with `headers` (an error's Retry-After or
+    /// WWW-Authenticate).
+    mutating func response(status: HTTPResponse.Status, headers: HTTPFields) -> Response {
+        var headers = headers
+        headers[.contentType] = "application/json; charset=utf-8"
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: finish())))
+    }
+
+    /// The finished object as a JSON response that carries a token or a secret: `no-store`, so
+    /// no cache between here and the client keeps it. Every such response is made here.
+    mutating func tokenResponse() -> Response {
+        Response(
+            status: .ok, headers: [.contentType: "application/json; charset=utf-8", .cacheControl: "no-store"],
+            body: .init(byteBuffer: ByteBuffer(bytes: finish())))
+    }
+
     private mutating func key(_ name: String) {
         if bytes.count > 1 { bytes.append(UInt8(ascii: ",")) }
         JSONText.appendString(name, to: &bytes)

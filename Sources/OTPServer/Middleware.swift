@@ -6,8 +6,8 @@ import OTPCore
 
 /// Outermost: gives every request an id (the caller's `X-Request-Id` when it is sane), logs one
 /// line per request (at `info`, through the process's non-blocking `LogOutput`), and records
-/// the request counter and latency histogram. Inside it, in the same async frame, `errors`
-/// turns what the routes throw into responses and `bodyLimit` bounds the body: each
+/// the request counter and latency histogram. In the same async frame it bounds the body
+/// (`bodyLimit`) and turns what the routes throw into responses (`response(for:)`): each
 /// middleware layer costs every request one more async frame and copy of the context (the
 /// three as separate layers took about a tenth of the echo's throughput).
 ///
@@ -15,14 +15,12 @@ import OTPCore
 struct ObservabilityMiddleware: RouterMiddleware {
     typealias Context = OTPRequestContext
     let metrics: ServerMetrics
-    let errors: ErrorMiddleware
-    let bodyLimit: BodyLimitMiddleware
+    let bodyLimit: BodyLimit
     static let requestIDHeader = HTTPField.Name("X-Request-Id")!
 
     init(metrics: ServerMetrics, maxBodyBytes: Int) {
         self.metrics = metrics
-        self.errors = ErrorMiddleware(metrics: metrics)
-        self.bodyLimit = BodyLimitMiddleware(maxBytes: maxBodyBytes)
+        self.bodyLimit = BodyLimit(maxBytes: maxBodyBytes)
     }
 
     func handle(
@@ -42,10 +40,10 @@ struct ObservabilityMiddleware: RouterMiddleware {
             do {
                 response = try await next(try await bodyLimit.bounded(request), context)
             } catch {
-                response = try errors.response(for: error, request: request, context: context)
+                response = try self.response(for: error, request: request, context: context)
             }
         } catch {
-            // `errors` turns every error into a response; this is only a last resort.
+            // `response(for:)` turns every error into a response; this is only a last resort.
             context.logger.error("unhandled error", metadata: ["error.type": "\(type(of: error))"])
             response = Response(status: .internalServerError)
         }
@@ -67,6 +65,20 @@ struct ObservabilityMiddleware: RouterMiddleware {
             logger.info("\(AccessLogLine.message)", metadata: line.metadata)
         }
         return response
+    }
+
+    /// The response for what a route (or `bodyLimit`) threw: in v1's dialect, the answer of every
+    /// route without one of its own; as it is, an error a surface's dialect already worded; a
+    /// logged 500 for anything else.
+    func response(for error: any Error, request: Request, context: Context) throws -> Response {
+        if let failure = V1Dialect().failure(for: error, request: request, context: context, metrics: metrics) {
+            return try failure.response(from: request, context: context)
+        }
+        if let error = error as? any HTTPResponseError {
+            return try error.response(from: request, context: context)
+        }
+        context.logger.error("unexpected error", metadata: ["error.type": "\(type(of: error))"])
+        return try APIError(.internalServerError, code: "internal_error", "internal error").response(from: request, context: context)
     }
 
     /// Printable ASCII, at most 128 characters: anything else could forge log lines.
@@ -113,117 +125,13 @@ struct AccessLogLine {
     }
 }
 
-/// Turns every error into a response, in one place: `APIError`s as they are, framework errors
-/// into the v1 JSON shape, storage failures into a fast 503 (or a logged 500 when Redis
-/// answered with an error), anything else into a logged 500.
-struct ErrorMiddleware: RouterMiddleware {
-    typealias Context = OTPRequestContext
-    let metrics: ServerMetrics
-
-    func handle(
-        _ request: Request, context: Context, next: (Request, Context) async throws -> Response
-    ) async throws -> Response {
-        do {
-            return try await next(request, context)
-        } catch {
-            return try response(for: error, request: request, context: context)
-        }
-    }
-
-    /// The response for `error`, thrown by a route (or by `BodyLimitMiddleware`).
-    func response(for error: any Error, request: Request, context: Context) throws -> Response {
-        do {
-            throw error
-        } catch let error as APIError {
-            return try error.response(from: request, context: context)
-        } catch let error as OTPError {
-            Self.record(error, metrics: metrics, logger: context.logger)
-            return try APIError(error).response(from: request, context: context)
-        } catch let error as HTTPError {
-            return try Self.apiError(for: error, request: request).response(from: request, context: context)
-        } catch let error as any HTTPResponseError {
-            // Surfaces with their own error shapes throw their own HTTPResponseError types.
-            return try error.response(from: request, context: context)
-        } catch {
-            context.logger.error("unexpected error", metadata: ["error.type": "\(type(of: error))"])
-            return try APIError(.internalServerError, code: "internal_error", "internal error")
-                .response(from: request, context: context)
-        }
-    }
-
-    /// Counts and logs a storage failure (never a code or token: the failure names Redis only);
-    /// surfaces that answer errors in their own shape call it too.
-    static func record(_ error: OTPError, metrics: ServerMetrics, logger: Logger) {
-        guard case .storageFailed(let failure) = error else { return }
-        metrics.recordRedisError(kind: failure.kind.rawValue)
-        if failure.isTransient {
-            logger.warning("Redis unavailable", metadata: ["error": "\(failure)"])
-        } else {
-            logger.error("Redis error", metadata: ["error": "\(failure)"])
-        }
-    }
-
-    static func apiError(for error: HTTPError, request: Request) -> APIError {
-        var apiError: APIError
-        switch error.status {
-        case .notFound:
-            apiError = APIError(.notFound, code: "not_found", "no route for \(request.method) \(request.uri.path)")
-        case .methodNotAllowed:
-            apiError = APIError(
-                .methodNotAllowed, code: "method_not_allowed", "\(request.method) is not allowed on \(request.uri.path)")
-        case .contentTooLarge:
-            apiError = APIError(.contentTooLarge, code: "payload_too_large", error.body ?? "request body too large")
-        case .badRequest:
-            apiError = APIError(.badRequest, code: "invalid_request", error.body ?? "bad request")
-        default:
-            let code = String(error.status.reasonPhrase.lowercased().map { $0 == " " ? "_" : $0 })
-            apiError = APIError(error.status, code: code, error.body ?? error.status.reasonPhrase)
-        }
-        apiError.headers = error.headers
-        return apiError
-    }
-}
-
-/// Gives the routes of a surface with its own error shape (project verify, the hub) their
-/// errors: each failure first becomes its v1 `APIError` (the one mapping of engine errors),
-/// then the surface's `map` turns that into its own shape. Sits inside `ErrorMiddleware`.
-struct SurfaceErrorMiddleware: RouterMiddleware {
-    typealias Context = OTPRequestContext
-    let metrics: ServerMetrics
-    let map: @Sendable (APIError, OTPError?) -> SurfaceError
-
-    func handle(
-        _ request: Request, context: Context, next: (Request, Context) async throws -> Response
-    ) async throws -> Response {
-        do {
-            return try await next(request, context)
-        } catch let error as SurfaceError {
-            throw error
-        } catch let error as APIError {
-            throw map(error, nil)
-        } catch let error as OTPError {
-            ErrorMiddleware.record(error, metrics: metrics, logger: context.logger)
-            throw map(APIError(error), error)
-        } catch let error as HTTPError {
-            throw map(ErrorMiddleware.apiError(for: error, request: request), nil)
-        }
-    }
-}
-
 /// Bounds every request body by `server.max_body_bytes` (413 from `Content-Length` alone when
 /// it is declared, otherwise while the body is read), so a handler never reads more.
 /// Its time is bounded per connection by `RequestBodyDeadline` (a body still unfinished
 /// `idle_timeout_seconds` after its head arrived closes the connection: slowloris); a head
 /// that never finishes is closed by the server's idle timeout or `RequestHeadDeadline`.
-struct BodyLimitMiddleware: RouterMiddleware {
-    typealias Context = OTPRequestContext
+struct BodyLimit {
     let maxBytes: Int
-
-    func handle(
-        _ request: Request, context: Context, next: (Request, Context) async throws -> Response
-    ) async throws -> Response {
-        try await next(try await bounded(request), context)
-    }
 
     /// `request` with its body bounded: refused (413) when its declared `Content-Length` is
     /// over the limit, left a stream when it is within it (the HTTP decoder ends the body at

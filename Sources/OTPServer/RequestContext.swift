@@ -24,6 +24,6 @@ public struct OTPRequestContext: RequestContext, RemoteAddressRequestContext {
         return encoder
     }()
 
-    /// Bodies are bounded by `BodyLimitMiddleware` (server.max_body_bytes) before any handler reads them.
+    /// Bodies are bounded by `BodyLimit` (server.max_body_bytes) before any handler reads them.
     public var maxUploadSize: Int { Int.max }
 }

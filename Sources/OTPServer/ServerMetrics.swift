@@ -1,4 +1,6 @@
+import Delivery
 public import Prometheus
+import OTPCore
 import RedisClient
 import Synchronization
 
@@ -78,6 +80,11 @@ public final class ServerMetrics: Sendable {
         return counter
     }
 
+    /// A send of any surface: counted when a code went out (not an idempotent replay).
+    func recordSend(app: String, _ result: OTPEngine.SendResult) {
+        if result.delivered { recordSend(app: app, channel: result.channel.rawValue) }
+    }
+
     /// A code handed to a gateway that accepted it.
     func recordSend(app: String, channel: String) {
         counter(LabelledKey(series: .sent, first: app, second: channel)) {
@@ -103,8 +110,36 @@ public final class ServerMetrics: Sendable {
         series.recordNanoseconds(duration.nanoseconds)
     }
 
+    /// Runs `check`, the judging of a code on any surface, and counts its outcome
+    /// (`otpd_otp_verifications_total`): the one place every verification is recorded. Only
+    /// a configured app becomes a label (an app id in a path or body is the client's choice),
+    /// and a new password refused by the policy counts nothing (no code was judged).
+    func judging<Result>(app: String, in engine: OTPEngine, _ check: () async throws -> Result) async throws -> Result {
+        do {
+            let result = try await check()
+            recordVerification(app: app, outcome: "success")
+            return result
+        } catch let error as OTPError {
+            if engine.apps[app] != nil, let outcome = Self.verificationOutcome(error) {
+                recordVerification(app: app, outcome: outcome)
+            }
+            throw error
+        }
+    }
+
+    /// The `outcome` label of a refused verification; nil for one that judged no code.
+    static func verificationOutcome(_ error: OTPError) -> String? {
+        switch error {
+        case .invalidOTP: return "invalid"
+        case .otpNotFound: return "not_found"
+        case .otpExhausted, .tooManyFailures: return "too_many_attempts"
+        case .invalidPassword: return nil
+        default: return "refused"
+        }
+    }
+
     /// A code checked: success, invalid, not_found, too_many_attempts or refused.
-    func recordVerification(app: String, outcome: String) {
+    private func recordVerification(app: String, outcome: String) {
         counter(LabelledKey(series: .verifications, first: app, second: outcome)) {
             counter("otp", "verifications", "Code verifications, by app and outcome", [("app", app), ("outcome", outcome)])
         }.increment()

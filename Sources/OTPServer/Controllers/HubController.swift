@@ -40,19 +40,18 @@ struct HubController {
     static let path = "/-/ws"
 
     func addRoutes(to router: Router<OTPRequestContext>) {
-        let routes: [(String, SurfaceError.HubRoute, @Sendable (Request, OTPRequestContext) async throws -> Response)] = [
+        let routes: [(String, HubDialect.Route, @Sendable (Request, OTPRequestContext) async throws -> Response)] = [
             ("otp.send", .send, send), ("otp.verify", .verify, verify), ("otp.set_password", .setPassword, setPassword),
         ]
         for (name, route, handler) in routes {
             router.group(RouterPath("-/svc/\(name)"))
-                .add(middleware: SurfaceErrorMiddleware(metrics: metrics, map: { SurfaceError.hub($0, $1, route: route) }))
+                .add(middleware: DialectMiddleware(dialect: HubDialect(route: route), metrics: metrics))
                 .post(use: handler)
         }
         // Reached only by a GET that is not a WebSocket upgrade.
         router.get(RouterPath(Self.path)) { _, _ -> Response in
-            throw SurfaceError(
-                shape: .hub, status: .upgradeRequired, code: "upgrade-required",
-                message: "GET /-/ws is a WebSocket: send Connection: Upgrade and Upgrade: websocket",
+            throw HubDialect.Failure(
+                .upgradeRequired, "upgrade-required", "GET /-/ws is a WebSocket: send Connection: Upgrade and Upgrade: websocket",
                 headers: [.upgrade: "websocket"])
         }
     }
@@ -167,14 +166,10 @@ struct HubController {
     /// and bound to that session.
     func requireSocket(_ request: Request, socketID: String, code: String) async throws {
         guard let session = Self.session(in: request.headers) else {
-            throw SurfaceError(
-                shape: .hub, status: .unauthorized, code: code,
-                message: "no hub session cookie: open the WebSocket at /-/ws first")
+            throw HubDialect.Failure(.unauthorized, code, "no hub session cookie: open the WebSocket at /-/ws first")
         }
         guard try await engine.isHubSocketBound(appID: appID, socketID: socketID, session: session) else {
-            throw SurfaceError(
-                shape: .hub, status: .unauthorized, code: code,
-                message: "socket_id is not an open socket of this session")
+            throw HubDialect.Failure(.unauthorized, code, "socket_id is not an open socket of this session")
         }
     }
 
@@ -204,7 +199,7 @@ struct HubController {
         json.field("secret", result.secret)
         json.field("user", user)
         json.field("sent", result.sent)
-        return Self.noStore(json.response())
+        return json.tokenResponse()
     }
 
     // MARK: otp.verify
@@ -230,7 +225,7 @@ struct HubController {
         json.field("secret", result.secret)
         json.field("uid", result.userID)
         json.field("expires_at", result.expiresAt)
-        return Self.noStore(json.response())
+        return json.tokenResponse()
     }
 
     // MARK: otp.set_password
@@ -250,28 +245,81 @@ struct HubController {
     @Sendable func setPassword(_ request: Request, _ context: OTPRequestContext) async throws -> Response {
         let body = try await request.decodeJSON(as: SetPasswordBody.self, context: context)
         try await requireSocket(request, socketID: body.socketID, code: "no-socket")
-        let result: AuthResult
-        do {
-            result = try await engine.hubSetPassword(
-                appID: appID, userID: body.uid, code: body.code, secret: body.secret, password: body.password,
-                clientIP: clientAddress.resolve(request, context: context))
-            metrics.recordVerification(app: appID, outcome: "success")
-        } catch {
-            metrics.recordVerification(app: appID, outcome: V1Controller.outcome(error))
-            throw error
+        let clientIP = clientAddress.resolve(request, context: context)
+        let result = try await metrics.judging(app: appID, in: engine) {
+            try await engine.hubSetPassword(
+                appID: appID, userID: body.uid, code: body.code, secret: body.secret, password: body.password, clientIP: clientIP)
         }
         var json = JSONWriter()
         json.field("uid", result.user.id)
         json.field("auth_token", result.authToken)
         json.field("refresh_token", result.refreshToken)
         json.field("expires_in", try engine.app(appID).config.tokens.accessTTLSeconds)
-        return Self.noStore(json.response())
+        return json.tokenResponse()
+    }
+}
+
+/// The hub's dialect, `{"error", "message"}`: 400 `invalid-request` (a field, with the v1
+/// message naming it), 404 `no-user`, 401 `wrong-code`/`wrong-otp`, 415
+/// `unsupported_media_type` (a body not sent as JSON), 429 `too-many-attempts` or
+/// `rate-limited` (with Retry-After), 503 `INTERNAL_ERROR` (Redis unreachable, with
+/// Retry-After) and 500 `INTERNAL_ERROR` for everything else (a failed delivery included).
+struct HubDialect: Dialect {
+    /// The hub routes, each of which names a wrong code its own way (`wrong-code` for
+    /// otp.verify, `wrong-otp` for otp.set_password).
+    enum Route: Sendable {
+        case send, verify, setPassword
     }
 
-    static func noStore(_ response: Response) -> Response {
-        var response = response
-        response.headers[.cacheControl] = "no-store"
-        return response
+    let route: Route
+
+    struct Failure: HTTPResponseError {
+        var status: HTTPResponse.Status
+        /// The body's `error`.
+        var code: String
+        var message: String
+        var headers: HTTPFields
+
+        init(_ status: HTTPResponse.Status, _ code: String, _ message: String, headers: HTTPFields = [:]) {
+            (self.status, self.code, self.message, self.headers) = (status, code, message, headers)
+        }
+
+        func response(from request: Request, context: some RequestContext) throws -> Response {
+            var json = JSONWriter()
+            json.field("error", code)
+            json.field("message", message)
+            return json.response(status: status, headers: headers)
+        }
+    }
+
+    func failure(_ error: OTPError, logger: Logger) -> Failure {
+        let v1 = V1Dialect().failure(error, logger: logger)
+        switch error {
+        case .userNotFound:
+            return Failure(.notFound, "no-user", "no user has this email", headers: v1.headers)
+        case .otpNotFound, .invalidOTP:
+            return Failure(
+                .unauthorized, route == .setPassword ? "wrong-otp" : "wrong-code", "the code or secret is wrong or expired",
+                headers: v1.headers)
+        case .otpExhausted, .tooManyFailures, .tooManyFailuresFromIP, .identifierLocked:
+            return Failure(.tooManyRequests, "too-many-attempts", v1.message, headers: v1.headers)
+        case .deliveryFailed:
+            return Failure(.internalServerError, "INTERNAL_ERROR", "the code could not be delivered", headers: v1.headers)
+        case .appDisabled:
+            return Failure(.forbidden, "disabled", "the hub's app is disabled", headers: v1.headers)
+        default:
+            return failure(v1)
+        }
+    }
+
+    func failure(_ refusal: APIError) -> Failure {
+        switch refusal.status.code {
+        case 400, 413: Failure(refusal.status, "invalid-request", refusal.message, headers: refusal.headers)
+        case 415: Failure(refusal.status, refusal.code, refusal.message, headers: refusal.headers)
+        case 429: Failure(.tooManyRequests, "rate-limited", refusal.message, headers: refusal.headers)
+        case 503: Failure(.serviceUnavailable, "INTERNAL_ERROR", refusal.message, headers: refusal.headers)
+        default: Failure(.internalServerError, "INTERNAL_ERROR", "internal error", headers: refusal.headers)
+        }
     }
 }
 

@@ -16,7 +16,7 @@ struct OperationsController {
             return json.response()
         }
         router.get("/readyz") { _, _ in
-            // A failed check throws OTPError.storageFailed; ErrorMiddleware answers 503.
+            // A failed check throws OTPError.storageFailed; v1's dialect answers 503.
             try await engine.checkStorage()
             var json = JSONWriter()
             json.field("status", "ready")

@@ -20,7 +20,9 @@ struct PasswordResetController {
     static let invalidAction = "Invalid action."
 
     func addRoutes(to router: Router<OTPRequestContext>) {
-        router.post("auth/otp", use: handle)
+        router.group("auth/otp")
+            .add(middleware: DialectMiddleware(dialect: PasswordResetDialect(), metrics: metrics))
+            .post(use: handle)
     }
 
     /// Every field optional here: which ones are required depends on `action`.
@@ -36,33 +38,20 @@ struct PasswordResetController {
     }
 
     @Sendable func handle(_ request: Request, _ context: OTPRequestContext) async throws -> Response {
-        let body: Body
-        do {
-            body = try await request.decodeJSON(as: Body.self, context: context)
-        } catch let error as APIError {
-            throw ResetReply(error.status, error.message, headers: error.headers)
-        }
+        let body = try await request.decodeJSON(as: Body.self, context: context)
         let clientIP = clientAddress.resolve(request, context: context)
         switch body.action {
         case "create":
             let email = try Self.require(body.email, "email")
-            do throws(OTPError) {
-                let result = try await engine.sendPasswordReset(appID: appID, email: email, clientIP: clientIP)
-                if result.delivered { metrics.recordSend(app: appID, channel: result.channel.rawValue) }
-            } catch {
-                throw reply(for: error, context: context)
-            }
+            let result = try await engine.sendPasswordReset(appID: appID, email: email, clientIP: clientIP)
+            metrics.recordSend(app: appID, result)
             return ResetReply(.ok, Self.sent).response()
         case "validate":
             let email = try Self.require(body.email, "email")
             let otp = try Self.require(body.otp, "otp")
             let password = try Self.require(body.newPassword, "new_password")
-            do throws(OTPError) {
+            try await metrics.judging(app: appID, in: engine) {
                 try await engine.resetPassword(appID: appID, email: email, code: otp, newPassword: password, clientIP: clientIP)
-                metrics.recordVerification(app: appID, outcome: "success")
-            } catch {
-                if case .invalidPassword = error {} else { metrics.recordVerification(app: appID, outcome: V1Controller.outcome(error)) }
-                throw reply(for: error, context: context)
             }
             return ResetReply(.ok, Self.reset).response()
         default:
@@ -74,9 +63,12 @@ struct PasswordResetController {
         guard let value else { throw ResetReply(.badRequest, "missing required field '\(field)'") }
         return value
     }
+}
 
+/// Password reset's dialect: every answer, errors included, is `{"success": bool, "message": "…"}`.
+struct PasswordResetDialect: Dialect {
     /// Every engine refusal → its status and message in this surface's shape, in this one place.
-    func reply(for error: OTPError, context: OTPRequestContext) -> ResetReply {
+    func failure(_ error: OTPError, logger: Logger) -> ResetReply {
         func tooMany(_ seconds: Int) -> ResetReply {
             ResetReply(
                 .tooManyRequests, "Too many attempts. Please try again in \(max(1, seconds)) seconds.",
@@ -84,7 +76,7 @@ struct PasswordResetController {
         }
         switch error {
         case .invalidOTP, .otpNotFound, .otpExhausted:
-            return ResetReply(.badRequest, Self.invalidCode)
+            return ResetReply(.badRequest, PasswordResetController.invalidCode)
         case .invalidPassword(let reason):
             return ResetReply(.badRequest, Self.sentence(reason))
         case .invalidIdentifier:
@@ -102,7 +94,6 @@ struct PasswordResetController {
         case .deliveryFailed:
             return ResetReply(.badGateway, "Could not send the OTP. Please try again.")
         case .storageFailed(let failure):
-            ErrorMiddleware.record(error, metrics: metrics, logger: context.logger)
             return failure.isTransient ? Self.unavailable : ResetReply(.internalServerError, "Internal error.")
         case .overloaded:
             return Self.unavailable
@@ -111,13 +102,18 @@ struct PasswordResetController {
         case .appNotFound, .countryNotAllowed, .telegramNotLinked, .userAlreadyExists, .registrationClosed,
             .invalidRefreshToken, .refreshTokenReused, .invalidAccessToken, .invalidCredentials, .botCodeNotFound:
             // Not answers of a password reset: a misconfiguration at most.
-            context.logger.error("unexpected refusal of a password reset", metadata: ["error": "\(error)"])
+            logger.error("unexpected refusal of a password reset", metadata: ["error": "\(error)"])
             return ResetReply(.internalServerError, "Internal error.")
         }
     }
 
     static let unavailable = ResetReply(
         .serviceUnavailable, "Service unavailable. Please try again shortly.", headers: [.retryAfter: "1"])
+
+    /// A request refused before the engine (a bad body, 415): v1's status and message.
+    func failure(_ refusal: APIError) -> ResetReply {
+        ResetReply(refusal.status, refusal.message, headers: refusal.headers)
+    }
 
     /// "the password must be…" → "The password must be…."
     static func sentence(_ text: String) -> String {

@@ -1,6 +1,7 @@
 import Delivery
 import Hummingbird
 import HTTPTypes
+import Logging
 import OTPCore
 
 /// `/api/auth/otp/send` and `/api/auth/otp/verify`: clients that name an app by `projectId`
@@ -18,7 +19,7 @@ struct ProjectVerifyController {
 
     func addRoutes(to router: Router<OTPRequestContext>) {
         let group = router.group("api/auth/otp")
-            .add(middleware: SurfaceErrorMiddleware(metrics: metrics, map: SurfaceError.projectVerify))
+            .add(middleware: DialectMiddleware(dialect: ProjectVerifyDialect(), metrics: metrics))
         group.post("send", use: send)
         group.post("verify", use: verify)
     }
@@ -34,7 +35,7 @@ struct ProjectVerifyController {
         let result = try await engine.send(
             .init(identifier: body.identifier, channel: body.channel, clientIP: clientAddress.resolve(request, context: context)),
             appID: body.projectId, mode: .signIn)
-        if result.delivered { metrics.recordSend(app: body.projectId, channel: result.channel.rawValue) }
+        metrics.recordSend(app: body.projectId, result)
         var json = JSONWriter()
         json.field("message", "OTP sent successfully")
         return json.response()
@@ -49,16 +50,9 @@ struct ProjectVerifyController {
     @Sendable func verify(_ request: Request, _ context: OTPRequestContext) async throws -> Response {
         let body = try await request.decodeJSON(as: VerifyBody.self, context: context)
         let appID = body.projectId
-        let result: AuthResult
-        do {
-            result = try await engine.activate(
-                appID: appID, identifier: body.identifier, code: body.otp,
-                clientIP: clientAddress.resolve(request, context: context))
-            metrics.recordVerification(app: appID, outcome: "success")
-        } catch {
-            // Only a configured app becomes a label: projectId is the client's choice.
-            if engine.apps[appID] != nil { metrics.recordVerification(app: appID, outcome: V1Controller.outcome(error)) }
-            throw error
+        let clientIP = clientAddress.resolve(request, context: context)
+        let result = try await metrics.judging(app: appID, in: engine) {
+            try await engine.activate(appID: appID, identifier: body.identifier, code: body.otp, clientIP: clientIP)
         }
         var user = JSONWriter()
         user.field("_id", result.user.id)
@@ -71,8 +65,48 @@ struct ProjectVerifyController {
         json.field("refreshToken", result.refreshToken)
         json.field("expiresIn", try engine.app(appID).config.tokens.accessTTLSeconds)
         json.field("user", user)
-        var response = json.response()
-        response.headers[.cacheControl] = "no-store"
-        return response
+        return json.tokenResponse()
+    }
+}
+
+/// Project verify's dialect, `{"message", "code"}`: the v1 status and code of each failure (the
+/// codes are the same snake_case words), except that a wrong, expired or missing code is 401
+/// `invalid_otp`, an unknown `projectId` is 404 `project_not_found`, a disabled one 403
+/// `project_disabled`, and a new identifier on a project with closed registration is 403
+/// `registration_closed`.
+struct ProjectVerifyDialect: Dialect {
+    struct Failure: HTTPResponseError {
+        var status: HTTPResponse.Status
+        var code: String
+        var message: String
+        var headers: HTTPFields
+
+        func response(from request: Request, context: some RequestContext) throws -> Response {
+            var json = JSONWriter()
+            json.field("message", message)
+            json.field("code", code)
+            return json.response(status: status, headers: headers)
+        }
+    }
+
+    func failure(_ error: OTPError, logger: Logger) -> Failure {
+        var answer = failure(V1Dialect().failure(error, logger: logger))
+        switch error {
+        case .otpNotFound:
+            (answer.status, answer.code, answer.message) = (.unauthorized, "invalid_otp", "the code is wrong or expired")
+        case .appNotFound(let id):
+            (answer.code, answer.message) = ("project_not_found", "no project has the id '\(id)'")
+        case .appDisabled(let id):
+            (answer.code, answer.message) = ("project_disabled", "the project '\(id)' is disabled")
+        case .userNotFound:
+            // send on a project whose registration is closed, for an identifier it does not know
+            (answer.status, answer.code, answer.message) = (.forbidden, "registration_closed", "this project does not accept new users")
+        default: break
+        }
+        return answer
+    }
+
+    func failure(_ refusal: APIError) -> Failure {
+        Failure(status: refusal.status, code: refusal.code, message: refusal.message, headers: refusal.headers)
     }
 }

@@ -12,7 +12,8 @@ import OTPCrypto
 struct TelegramController {
     let engine: OTPEngine
     let metrics: ServerMetrics
-    let replies: TelegramReplies
+    /// The bot's reply queue, a service of the app; without it the webhook is not served.
+    let replies: TelegramReplies?
     let credentials: BasicCredentials
     let clientAddress: ClientAddress
     /// `delivery.telegram.webhook_secret`: when set, every update must carry it.
@@ -27,7 +28,7 @@ struct TelegramController {
 
     /// `webhook`: whether to serve the bot's webhook (see `buildRouter`).
     func addRoutes(to router: Router<OTPRequestContext>, webhook served: Bool) {
-        if served { router.post("telegram/webhook", use: webhook) }
+        if served, let replies { router.post("telegram/webhook") { request, context in try await webhook(request, context, replies: replies) } }
         router.get("target", use: target)
         router.post("telegram/gateway/callback", use: gatewayCallback)
     }
@@ -53,7 +54,7 @@ struct TelegramController {
         }
     }
 
-    @Sendable func webhook(_ request: Request, _ context: OTPRequestContext) async throws -> Response {
+    func webhook(_ request: Request, _ context: OTPRequestContext, replies: TelegramReplies) async throws -> Response {
         if let webhookSecret {
             let sent = request.headers[Self.secretHeader] ?? ""
             guard Digest.constantTimeEquals(Digest.sha256(Array(sent.utf8)), Digest.sha256(Array(webhookSecret.utf8))) else {
@@ -103,17 +104,16 @@ struct TelegramController {
     /// `GET /target {"password"}`: with HTTP Basic, the chat the bot gave that code to
     /// (consumed); with `app_id` and a Bearer token, links that chat to the token's user.
     @Sendable func target(_ request: Request, _ context: OTPRequestContext) async throws -> Response {
-        let authorization = request.headers[.authorization] ?? ""
-        let bearer = authorization.lowercased().hasPrefix("bearer ")
-        if !bearer { try credentials.check(request) }
+        let bearerToken = request.bearerToken
+        if bearerToken == nil { try credentials.check(request) }
         let body = try await request.decodeJSONOrQuery(as: TargetBody.self, context: context)
         var json = JSONWriter()
-        if bearer {
+        if let bearerToken {
             guard let appID = body.appID else {
                 throw APIError.badRequest("missing required field 'app_id' (needed with a Bearer token)", code: "invalid_field")
             }
             let chat = try await engine.linkTelegram(
-                appID: appID, accessToken: String(authorization.dropFirst(7).filter { $0 != " " }), code: body.password,
+                appID: appID, accessToken: bearerToken, code: body.password,
                 clientIP: clientAddress.resolve(request, context: context))
             json.field("chat_id", Int(chat))
             json.field("linked", true)

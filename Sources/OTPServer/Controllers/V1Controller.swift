@@ -52,7 +52,7 @@ struct V1Controller {
                 lastName: body.lastName, clientIP: clientAddress.resolve(request, context: context),
                 idempotencyKey: try Self.idempotencyKey(request)),
             appID: appID, mode: mode)
-        if result.delivered { metrics.recordSend(app: appID, channel: result.channel.rawValue) }
+        metrics.recordSend(app: appID, result)
         var json = JSONWriter()
         json.field("otp_id", result.otpID)
         json.field("channel", result.channel.rawValue)
@@ -85,16 +85,11 @@ struct V1Controller {
     @Sendable func activate(_ request: Request, _ context: OTPRequestContext) async throws -> Response {
         let appID = try context.parameters.require("app_id")
         let body = try await request.decodeJSON(as: ActivateBody.self, context: context)
-        do {
-            let result = try await engine.activate(
-                appID: appID, otpID: body.otpID, code: body.otp, clientIP: clientAddress.resolve(request, context: context))
-            metrics.recordVerification(app: appID, outcome: "success")
-            return Self.authResponse(result)
-        } catch {
-            // Only a configured app becomes a label: the path's app id is the client's choice.
-            if engine.apps[appID] != nil { metrics.recordVerification(app: appID, outcome: Self.outcome(error)) }
-            throw error
+        let clientIP = clientAddress.resolve(request, context: context)
+        let result = try await metrics.judging(app: appID, in: engine) {
+            try await engine.activate(appID: appID, otpID: body.otpID, code: body.otp, clientIP: clientIP)
         }
+        return Self.authResponse(result)
     }
 
     struct PasswordBody: Decodable {
@@ -109,15 +104,6 @@ struct V1Controller {
             appID: appID, identifier: body.identifier, password: body.password,
             clientIP: clientAddress.resolve(request, context: context))
         return Self.authResponse(result)
-    }
-
-    static func outcome(_ error: OTPError) -> String {
-        switch error {
-        case .invalidOTP: return "invalid"
-        case .otpNotFound: return "not_found"
-        case .otpExhausted, .tooManyFailures: return "too_many_attempts"
-        default: return "refused"
-        }
     }
 
     struct RefreshBody: FlatJSONBody {
@@ -148,10 +134,9 @@ struct V1Controller {
     @Sendable func currentUser(_ request: Request, _ context: OTPRequestContext) async throws -> Response {
         let appID = try context.parameters.require("app_id")
         _ = try engine.app(appID)
-        guard let authorization = request.headers[.authorization], authorization.lowercased().hasPrefix("bearer ") else {
+        guard let token = request.bearerToken else {
             throw OTPError.invalidAccessToken("send the auth_token as 'Authorization: Bearer <token>'")
         }
-        let token = String(authorization.dropFirst(7).filter { $0 != " " })
         let user = try await engine.currentUser(appID: appID, accessToken: token)
         var fields = JSONWriter()
         fields.field("id", user.id)
@@ -177,9 +162,6 @@ struct V1Controller {
         fields.field("refresh_token_expiration", result.refreshTokenExpiration)
         var json = JSONWriter()
         json.field("auth_result", fields)
-        var response = json.response()
-        // Tokens must not be kept by any cache between here and the client.
-        response.headers[.cacheControl] = "no-store"
-        return response
+        return json.tokenResponse()
     }
 }
