@@ -39,12 +39,13 @@ if (($# == 0)); then
   # The suites that measure time (a connection cut after 1 s, Redis killed mid-burst, a
   # 25 ms reconnect backoff, a process stopped under load, a first head never finished, a
   # command timeout and an unreachable server answered within their bounds) run
-  # after the others, on an otherwise idle machine: beside the parallel suite's scrypt
-  # hashing and bulk import on two cores they would measure the load, not otpd.
+  # after the others, one at a time, on an otherwise idle machine: beside the parallel
+  # suite's scrypt hashing and bulk import on two cores — or beside each other, when one
+  # kills Redis while another times a trickled body — they would measure the load, not otpd.
   timed='FaultTests|SlowClientTests|ProcessTests|ConnectionSlotTests|HubTests|RedisClientTests\.RedisClientTests'
   swift test --skip-build --skip "$timed"
   echo "==> swift test (standalone Redis): the timed suites, alone"
-  swift test --skip-build --filter "$timed"
+  swift test --skip-build --no-parallel --filter "$timed"
 else
   swift test --skip-build "$@"
 fi

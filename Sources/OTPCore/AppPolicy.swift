@@ -41,12 +41,7 @@ public struct AppPolicy: Sendable {
     /// Renders the message for `channel` in `language` (falling back to the app's default).
     func message(channel: DeliveryChannel, language: String?, code: String) -> (subject: String?, text: String) {
         let messages = messages(language: language)
-        switch channel {
-        case .email: return (messages.emailSubject.render(code: code), messages.emailText.render(code: code))
-        case .sms: return (nil, messages.sms.render(code: code))
-        case .call: return (nil, messages.call.render(code: code))
-        case .telegram: return (nil, messages.telegram.render(code: code))
-        }
+        return (messages.subjects[channel]?.render(code: code), messages.texts[channel]!.render(code: code))
     }
 
     /// The templates of `language` (or of its first two letters), else of the app's default.
@@ -60,16 +55,17 @@ public struct AppPolicy: Sendable {
 
     /// One language's templates, split once at load: each send only joins the parts with its code.
     struct Messages: Sendable {
-        var sms, emailSubject, emailText, call, telegram: MessageTemplate
+        /// Every channel's message, and the subject line of those that have one.
+        var texts: [DeliveryChannel: MessageTemplate] = [:]
+        var subjects: [DeliveryChannel: MessageTemplate] = [:]
 
         init(_ templates: Configuration.Templates, app: Configuration.App) {
             let minutes = String(max(1, (app.otp.ttlSeconds + 59) / 60))
             func compile(_ text: String) -> MessageTemplate { MessageTemplate(text, appName: app.name, ttlMinutes: minutes) }
-            sms = compile(templates.sms)
-            emailSubject = compile(templates.emailSubject)
-            emailText = compile(templates.emailText)
-            call = compile(templates.call)
-            telegram = compile(templates.telegram)
+            for channel in DeliveryChannel.allCases {
+                texts[channel] = compile(templates.text(for: channel))
+                subjects[channel] = templates.subject(for: channel).map(compile)
+            }
         }
     }
 }

@@ -13,10 +13,15 @@ struct AnyCodingKey: CodingKey {
 extension Decoder {
     /// Throws when the mapping at this level holds a key that `Keys` does not list.
     func rejectUnknownKeys<Keys: CodingKey & CaseIterable>(_: Keys.Type) throws {
+        try rejectUnknownKeys(known: Keys.allCases.map(\.stringValue))
+    }
+
+    /// The same, for keys that are data (the channel table's), not a `CodingKey` enum.
+    func rejectUnknownKeys(known keys: [String]) throws {
         let container = try self.container(keyedBy: AnyCodingKey.self)
-        let known = Set(Keys.allCases.map(\.stringValue))
+        let known = Set(keys)
         for key in container.allKeys where !known.contains(key.stringValue) {
-            let expected = Keys.allCases.map(\.stringValue).joined(separator: ", ")
+            let expected = keys.joined(separator: ", ")
             throw DecodingError.dataCorrupted(
                 .init(codingPath: codingPath + [key], debugDescription: "unknown key (expected one of: \(expected))"))
         }

@@ -310,7 +310,7 @@ struct ConfigurationCheck {
         for (language, templates) in app.templates {
             // The subject becomes a mail header: a line break in it could inject headers.
             try require(
-                !templates.emailSubject.contains(where: \.isNewline),
+                !(templates.subject(for: .email) ?? "").contains(where: \.isNewline),
                 "\(key).templates.\(language).email_subject", "must not contain a line break")
         }
     }

@@ -131,17 +131,19 @@ public struct Configuration: Sendable, Decodable {
     // MARK: delivery
 
     public struct Delivery: Sendable, Decodable {
-        public var sms: Gateway?
-        public var call: Gateway?
-        public var email: Gateway?
-        public var telegram: Gateway?
+        /// The gateway of each channel, under `delivery.<channel>`: the keys come from the
+        /// channel table (`DeliveryChannel`), so a new channel needs no key of its own here.
+        public var gateways: [DeliveryChannel: Gateway] = [:]
         /// Telegram's Gateway API: the telegram channel to phone numbers with no linked chat.
         public var telegramGateway: TelegramGateway?
         public var timeoutMilliseconds = 5000
         public var retries = 2
 
+        public var sms: Gateway? { gateways[.sms] }
+        public var telegram: Gateway? { gateways[.telegram] }
+
         enum CodingKeys: String, CodingKey, CaseIterable {
-            case sms, call, email, telegram, retries
+            case retries
             case telegramGateway = "telegram_gateway"
             case timeoutMilliseconds = "timeout_ms"
         }
@@ -149,25 +151,19 @@ public struct Configuration: Sendable, Decodable {
         init() {}
 
         public init(from decoder: any Decoder) throws {
-            try decoder.rejectUnknownKeys(CodingKeys.self)
+            let channelKeys = DeliveryChannel.allCases.map(\.rawValue)
+            try decoder.rejectUnknownKeys(known: channelKeys + CodingKeys.allCases.map(\.stringValue))
+            let gateways = try decoder.container(keyedBy: AnyCodingKey.self)
+            for channel in DeliveryChannel.allCases {
+                self.gateways[channel] = try gateways.decodeIfPresent(Gateway.self, forKey: AnyCodingKey(stringValue: channel.rawValue))
+            }
             let c = try decoder.container(keyedBy: CodingKeys.self)
-            sms = try c.decodeIfPresent(Gateway.self, forKey: .sms)
-            call = try c.decodeIfPresent(Gateway.self, forKey: .call)
-            email = try c.decodeIfPresent(Gateway.self, forKey: .email)
-            telegram = try c.decodeIfPresent(Gateway.self, forKey: .telegram)
             telegramGateway = try c.decodeIfPresent(TelegramGateway.self, forKey: .telegramGateway)
             timeoutMilliseconds = try c.value(.timeoutMilliseconds, default: timeoutMilliseconds)
             retries = try c.value(.retries, default: retries)
         }
 
-        public func gateway(for channel: DeliveryChannel) -> Gateway? {
-            switch channel {
-            case .sms: return sms
-            case .call: return call
-            case .email: return email
-            case .telegram: return telegram
-            }
-        }
+        public func gateway(for channel: DeliveryChannel) -> Gateway? { gateways[channel] }
     }
 
     /// `delivery.telegram_gateway`: codes to phone numbers through Telegram's Gateway API.
@@ -547,29 +543,31 @@ public struct Configuration: Sendable, Decodable {
     }
 
     /// Message texts for one language; `{code}`, `{app_name}` and `{ttl_minutes}` are filled in.
+    /// One language's message templates, keyed as the channel table names them (`sms`,
+    /// `call`, `telegram`, `email_subject`, `email_text`, …); a key left out keeps the
+    /// table's default text.
     public struct Templates: Sendable, Decodable {
-        public var sms = "{code} is your {app_name} code"
-        public var emailSubject = "Your {app_name} code"
-        public var emailText = "Your code is {code}. It expires in {ttl_minutes} minutes."
-        public var call = "Your {app_name} code is {code}"
-        public var telegram = "{code} is your {app_name} code"
+        public var texts: [String: String]
 
-        enum CodingKeys: String, CodingKey, CaseIterable {
-            case sms, call, telegram
-            case emailSubject = "email_subject"
-            case emailText = "email_text"
+        /// The template of `channel`'s message.
+        public func text(for channel: DeliveryChannel) -> String {
+            texts[channel.traits.template.key] ?? channel.traits.template.defaultText
         }
 
-        init() {}
+        /// The template of `channel`'s subject line, for a channel whose messages have one.
+        public func subject(for channel: DeliveryChannel) -> String? {
+            channel.traits.subjectTemplate.map { texts[$0.key] ?? $0.defaultText }
+        }
+
+        init() { texts = [:] }
 
         public init(from decoder: any Decoder) throws {
-            try decoder.rejectUnknownKeys(CodingKeys.self)
-            let c = try decoder.container(keyedBy: CodingKeys.self)
-            sms = try c.value(.sms, default: sms)
-            emailSubject = try c.value(.emailSubject, default: emailSubject)
-            emailText = try c.value(.emailText, default: emailText)
-            call = try c.value(.call, default: call)
-            telegram = try c.value(.telegram, default: telegram)
+            try decoder.rejectUnknownKeys(known: DeliveryChannel.templateKeys)
+            let c = try decoder.container(keyedBy: AnyCodingKey.self)
+            texts = [:]
+            for key in DeliveryChannel.templateKeys {
+                if let text = try c.decodeIfPresent(String.self, forKey: AnyCodingKey(stringValue: key)) { texts[key] = text }
+            }
         }
     }
 

@@ -27,7 +27,8 @@ extension OTPEngine {
         }
     }
 
-    /// The counters a send takes: the client's sends, and the app's SMS and calls for those channels.
+    /// The counters a send takes: the client's sends, and the app's paid messages (SMS and calls)
+    /// for a channel the table marks paid.
     func sendCounters(channel: DeliveryChannel, app: AppPolicy, clientIP: String?) -> [Reservation] {
         var counters: [Reservation] = []
         if let clientIP {
@@ -36,7 +37,7 @@ extension OTPEngine {
                     counter: .clientSends(app: app.id, client: NetworkRange.quotaSubject(of: clientIP)),
                     limit: app.config.limits.sendsPerIPPerHour, event: .ipQuotaExceeded, clientIP: clientIP))
         }
-        if channel == .sms || channel == .call {
+        if channel.traits.isPaid {
             counters.append(Reservation(counter: .appCalls(app: app.id), limit: app.config.limits.smsAndCallsPerAppPerHour))
         }
         return counters
@@ -50,6 +51,43 @@ extension OTPEngine {
                 counter: .clientFailures(app: app.id, client: NetworkRange.quotaSubject(of: clientIP)),
                 limit: app.config.limits.failedAttemptsPerIPPerHour, event: .failedAttemptsPerIPExceeded, clientIP: clientIP)
         ]
+    }
+
+    /// Which of its units an action gives back once it has answered.
+    enum GiveBack: Sendable {
+        /// The action did not happen, or did not count (a right code): every unit.
+        case all
+        /// It counted (a wrong or dead code, a call a gateway billed): none.
+        case none
+        /// otpd refused the identifier: the client's units stay spent (probing is metered),
+        /// the others come back.
+        case allButClient
+    }
+
+    /// The one shape of every guarded action: take `reservations` (a refusal throws and
+    /// changes nothing), run `action`, and give the units back as `giveBack` decides from its
+    /// outcome — every unit when the action throws. `waitForGiveBack: false` sends a give-back
+    /// of all units behind the action on the same connection without waiting for it (the hot
+    /// path of a right code: the answer does not depend on it).
+    func withReservations<Outcome>(
+        _ reservations: [Reservation], app: AppPolicy, waitForGiveBack: Bool = true,
+        giveBack: (Outcome) -> GiveBack, _ action: () async throws(OTPError) -> Outcome
+    ) async throws(OTPError) -> Outcome {
+        let taken = try await reserve(reservations, app: app)
+        let outcome: Outcome
+        do {
+            outcome = try await action()
+        } catch {
+            await release(taken)
+            throw error
+        }
+        switch giveBack(outcome) {
+        case .all where waitForGiveBack: await release(taken)
+        case .all: await releaseWithoutWaiting(taken)
+        case .allButClient: await release(taken.filter { !$0.isClientQuota })
+        case .none: break
+        }
+        return outcome
     }
 
     /// Takes every counter; when one refuses (or fails), gives back those taken and throws the
@@ -116,5 +154,22 @@ extension OTPEngine {
                 "client_ip": .string(clientIP ?? "-"),
             ])
         onSecurityEvent(SecurityEvent(kind: kind, app: app.id, userID: userID, clientIP: clientIP))
+    }
+}
+
+/// The outcomes of the scripts that judge a code, from the client's side: whether the answer
+/// is a failed attempt of theirs, which keeps the unit `failed_attempts_per_ip_per_hour` took
+/// (a wrong code or a dead one: `CodeRefusal.countsAgainstClient`).
+extension OTPStore.ActivateOutcome {
+    var keepsClientUnit: Bool {
+        if case .refused(let refusal) = self { return refusal.countsAgainstClient }
+        return false
+    }
+}
+
+extension OTPStore.PasswordResetOutcome {
+    var keepsClientUnit: Bool {
+        if case .refused(let refusal) = self { return refusal.countsAgainstClient }
+        return false
     }
 }

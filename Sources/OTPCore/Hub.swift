@@ -179,24 +179,21 @@ extension OTPEngine {
         let userID = userID(app: app.id, identifier: identifier)
         let suffix = hubSuffix(app: app.id, secret: secret)
         let proof = Base64URL.encode(SecureRandom.bytes(32))
-        let taken = try await reserve(failureCounter(app: app, clientIP: clientIP), app: app)
-        let outcome: OTPStore.CheckOutcome
-        do {
-            outcome = try await store.check(
+        // A right code gives the client's unit back; any refusal keeps it (an unknown email,
+        // a secret that names nothing, a locked identifier: nothing a client repeats is free).
+        let outcome = try await withReservations(
+            failureCounter(app: app, clientIP: clientIP), app: app,
+            giveBack: { (outcome: OTPStore.CheckOutcome) in if case .verified = outcome { .all } else { .none } }
+        ) { () async throws(OTPError) in
+            try await store.check(
                 OTPStore.Check(
                     app: app.id, userID: userID, purpose: .hub, suffix: suffix,
                     codeHash: codeHash(app: app.id, otpID: "\(userID).\(suffix)", code: Self.normalizeHubCode(code)),
                     limits: app.codeLimits, proofHash: Self.tokenHash(proof),
                     concealUnknownUser: app.config.concealUnknownUsers))
-        } catch {
-            await release(taken)
-            throw error
         }
-        // A right code gives the client's unit back; any refusal keeps it (an unknown email,
-        // a secret that names nothing, a locked identifier: nothing a client repeats is free).
         switch outcome {
         case .verified(let milliseconds):
-            await release(taken)
             return HubVerification(secret: proof, userID: userID, expiresAt: milliseconds / 1000)
         case .noUser:
             throw .userNotFound
@@ -224,35 +221,34 @@ extension OTPEngine {
         try checkNewPassword(password, app: app)
         let proofHash = Self.tokenHash(secret)
         let normalized = Self.normalizeHubCode(code)
-        // Judged first, without consuming (activate judges again, atomically, once hashed).
-        let taken = try await reserve(failureCounter(app: app, clientIP: clientIP), app: app)
-        let outcome: OTPStore.CheckOutcome
-        let suffix: String
-        do throws(OTPError) {
-            guard let live = try await store.liveOTP(app: app.id, userID: userID, purpose: .hub) else {
-                throw try await store.user(app: app.id, userID: userID) == nil ? OTPError.userNotFound : .otpNotFound
-            }
-            suffix = live.suffix
-            outcome = try await store.check(
-                OTPStore.Check(
-                    app: app.id, userID: userID, purpose: .hub, suffix: live.suffix,
-                    codeHash: codeHash(app: app.id, otpID: "\(userID).\(live.suffix)", code: normalized),
-                    limits: app.codeLimits, proofHash: "", requiredProofHash: proofHash))
-        } catch .userNotFound {
-            throw .userNotFound
-        } catch .otpNotFound {
-            throw .otpNotFound
-        } catch {
-            await release(taken)
-            throw error
+        // Judged first, without consuming (activate judges again, atomically, once hashed). A
+        // right code gives the client's unit back; anything else keeps it (no live code, an
+        // unknown user, a wrong code or secret: nothing a client repeats is free).
+        enum Judged {
+            case missing(OTPError)
+            case checked(OTPStore.CheckOutcome, suffix: String)
         }
-        switch outcome {
-        case .verified:
-            await release(taken)
-        case .noUser:
-            throw .userNotFound
-        case .refused(let refusal):
-            throw error(for: refusal, app: app, userID: userID, clientIP: clientIP)
+        let judged = try await withReservations(
+            failureCounter(app: app, clientIP: clientIP), app: app,
+            giveBack: { (judged: Judged) in if case .checked(.verified, _) = judged { .all } else { .none } }
+        ) { () async throws(OTPError) -> Judged in
+            guard let live = try await store.liveOTP(app: app.id, userID: userID, purpose: .hub) else {
+                return .missing(try await store.user(app: app.id, userID: userID) == nil ? .userNotFound : .otpNotFound)
+            }
+            return .checked(
+                try await store.check(
+                    OTPStore.Check(
+                        app: app.id, userID: userID, purpose: .hub, suffix: live.suffix,
+                        codeHash: codeHash(app: app.id, otpID: "\(userID).\(live.suffix)", code: normalized),
+                        limits: app.codeLimits, proofHash: "", requiredProofHash: proofHash)),
+                suffix: live.suffix)
+        }
+        let suffix: String
+        switch judged {
+        case .missing(let error): throw error
+        case .checked(.verified, let live): suffix = live
+        case .checked(.noUser, _): throw .userNotFound
+        case .checked(.refused(let refusal), _): throw error(for: refusal, app: app, userID: userID, clientIP: clientIP)
         }
         let passwordHash = try await hashPassword(password)
         return try await activate(

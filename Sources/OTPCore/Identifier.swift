@@ -85,11 +85,18 @@ public enum Identifier: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
-    /// Whether `channel` can reach this identifier (telegram reaches a linked chat).
+    /// Whether `channel` can reach this identifier: by its kind, or through a linked chat (the
+    /// channel table says which; whether a chat is linked is the send script's to answer).
     public func canUse(_ channel: DeliveryChannel) -> Bool {
-        switch (self, channel) {
-        case (.email, .email), (.phone, .sms), (.phone, .call), (_, .telegram): return true
-        default: return false
+        let traits = channel.traits
+        return traits.reachesLinkedChat || traits.reaches.contains(reach)
+    }
+
+    /// The kind of identifier, as the channel table names it.
+    public var reach: ChannelTraits.Reach {
+        switch self {
+        case .email: return .email
+        case .phone: return .phone
         }
     }
 

@@ -174,40 +174,56 @@ public final class OTPEngine: Sendable {
         let otp = newOTP(
             request, identifier: identifier, channel: channel, app: app, mode: storeMode(mode, app: app), purpose: purpose,
             suffix: suffix, code: code)
-        let taken = try await reserve(sendCounters(channel: channel, app: app, clientIP: request.clientIP), app: app)
-        let outcome: OTPStore.SendOutcome
-        do {
-            outcome = try await store.send(otp)
-        } catch {
-            await release(taken)
-            throw error
-        }
-        switch outcome {
-        case .created(let otpID, let userCreated, let chat):
-            let carrier: DeliveryChannel
-            do {
-                carrier = try await deliver(code: code, of: otp, chat: chat, language: request.language, app: app)
+        let sent = try await withReservations(
+            sendCounters(channel: channel, app: app, clientIP: request.clientIP), app: app, giveBack: Self.giveBack
+        ) { () async throws(OTPError) -> Sent in
+            let outcome = try await store.send(otp)
+            guard case .created(let otpID, let userCreated, let chat) = outcome else { return .answered(outcome) }
+            do throws(Undelivered) {
+                let carrier = try await deliver(code: code, of: otp, chat: chat, language: request.language, app: app)
+                return .delivered(SendResult(otpID: otpID, channel: carrier, delivered: true))
             } catch {
-                // No usable code is left either way. A gateway that was reached billed the call
-                // (and a provider that refuses a number flags the account that keeps trying),
-                // so the quotas stay spent; only a gateway never reached gives them back.
+                // No usable code is left either way; the quotas follow `giveBack`.
                 await store.cancelSend(otp, userCreated: userCreated, keepQuota: error.gatewayReached)
-                if !error.gatewayReached { await release(taken) }
-                throw error.error
+                return .undelivered(error)
             }
-            return SendResult(otpID: otpID, channel: carrier, delivered: true)
-        case .decoy(let otpID):
+        }
+        switch sent {
+        case .delivered(let result):
+            return result
+        case .undelivered(let failure):
+            throw failure.error
+        case .answered(.decoy(let otpID)):
             record(.concealedLogin, app: app, userID: otp.userID, clientIP: request.clientIP)
             // As long as a real delivery on this channel takes, so timing tells nothing.
             try? await Task.sleep(for: deliveryTimings.typical(channel))
             return SendResult(otpID: otpID, channel: channel, delivered: true)
-        case .replayed(let otpID, _):
-            await release(taken.filter { !$0.isClientQuota })
+        case .answered(.replayed(let otpID, _)):
             return SendResult(otpID: otpID, channel: channel, delivered: false)
-        default:
-            // The client's quota stays spent (refusals are metered); nothing was sent.
-            await release(taken.filter { !$0.isClientQuota })
-            throw Self.refusal(outcome)
+        case .answered(let refusal):
+            throw Self.refusal(refusal)
+        }
+    }
+
+    /// What a send came to, for its quotas.
+    enum Sent {
+        case delivered(SendResult)
+        case undelivered(Undelivered)
+        /// The send script answered without creating a code to deliver (a decoy, a replay, a refusal).
+        case answered(OTPStore.SendOutcome)
+    }
+
+    /// The quotas a send gives back. A delivered code, and a concealed unknown user's decoy
+    /// (answered as a real send), spend them all. A gateway that was reached billed the call
+    /// (and a provider that refuses a number flags the account that keeps trying), so a failed
+    /// delivery gives them back only when no gateway was reached. A replayed send and a
+    /// refusal of the identifier keep the client's quota (probing is metered) and give the
+    /// others back.
+    static func giveBack(_ sent: Sent) -> GiveBack {
+        switch sent {
+        case .delivered, .answered(.decoy): return .none
+        case .undelivered(let failure): return failure.gatewayReached ? .none : .all
+        case .answered: return .allButClient
         }
     }
 
@@ -302,18 +318,23 @@ public final class OTPEngine: Sendable {
             reference: otp.otpID)
         guard (try? resolveChannel(DeliveryChannel.sms.rawValue, identifier: otp.identifier, app: app, enabledOnly: false)) != nil
         else { throw Undelivered(error: .deliveryFailed, gatewayReached: true) }
-        let calls: [Reservation]
-        do {
-            calls = try await reserve(sendCounters(channel: .sms, app: app, clientIP: nil), app: app)
+        let failure: DeliveryError?
+        do throws(OTPError) {
+            failure = try await withReservations(
+                sendCounters(channel: .sms, app: app, clientIP: nil), app: app,
+                giveBack: { (failure: DeliveryError?) in failure?.gatewayReached == false ? .all : .none }
+            ) { () async throws(OTPError) -> DeliveryError? in
+                do throws(DeliveryError) {
+                    try await hand(sms, to: providers[.sms], app: app.id)
+                    return nil
+                } catch {
+                    return error
+                }
+            }
         } catch {
             throw Undelivered(error: error, gatewayReached: true)
         }
-        do {
-            try await hand(sms, to: providers[.sms], app: app.id)
-        } catch {
-            if !error.gatewayReached { await release(calls) }
-            throw Undelivered(error: .deliveryFailed, gatewayReached: true)
-        }
+        guard failure == nil else { throw Undelivered(error: .deliveryFailed, gatewayReached: true) }
         return .sms
     }
 
@@ -342,7 +363,7 @@ public final class OTPEngine: Sendable {
         let channel: DeliveryChannel
         if let requested {
             guard let parsed = DeliveryChannel(rawValue: requested) else {
-                throw .channelNotSupported("unknown channel '\(requested)'; use email, sms, call or telegram")
+                throw .channelNotSupported("unknown channel '\(requested)'; use \(DeliveryChannel.spelledOut)")
             }
             channel = parsed
         } else {
@@ -354,9 +375,9 @@ public final class OTPEngine: Sendable {
         guard identifier.canUse(channel) else {
             throw .channelNotSupported("the \(channel.rawValue) channel cannot reach a\(identifier.field == "email" ? "n email address" : " phone number")")
         }
-        // SMS pumping: numbers in countries the app does not serve cost money and reach nobody.
+        // SMS pumping: messages to countries the app does not serve cost money and reach nobody.
         let countries = app.config.limits.allowedCountryCodes
-        if channel == .sms || channel == .call, !countries.isEmpty,
+        if channel.traits.isPaid, !countries.isEmpty,
             !countries.contains(where: { identifier.value.dropFirst().hasPrefix($0) })
         {
             throw .countryNotAllowed

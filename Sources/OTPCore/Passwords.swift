@@ -76,23 +76,16 @@ extension OTPEngine {
             app: app.id, userID: userID,
             codeHash: codeHash(app: app.id, otpID: resetCodeContext(userID: userID), code: app.normalize(code: code)),
             limits: app.codeLimits, passwordHash: nil)
-        let taken = try await reserve(failureCounter(app: app, clientIP: clientIP), app: app)
-        var outcome: OTPStore.PasswordResetOutcome
-        do {
-            outcome = try await store.resetPassword(reset)
-            if outcome == .accepted {
-                reset.passwordHash = try await hashPassword(newPassword)
-                outcome = try await store.resetPassword(reset)
-            }
-        } catch {
-            await release(taken)
-            throw error
+        let outcome = try await withReservations(
+            failureCounter(app: app, clientIP: clientIP), app: app,
+            giveBack: { (outcome: OTPStore.PasswordResetOutcome) in outcome.keepsClientUnit ? .none : .all }
+        ) { () async throws(OTPError) in
+            let judged = try await store.resetPassword(reset)
+            guard judged == .accepted else { return judged }
+            reset.passwordHash = try await hashPassword(newPassword)
+            return try await store.resetPassword(reset)
         }
-        switch outcome {
-        case .accepted:
-            await release(taken)
-        case .refused(let refusal):
-            if !refusal.countsAgainstClient { await release(taken) }
+        if case .refused(let refusal) = outcome {
             throw error(for: refusal, app: app, userID: userID, clientIP: clientIP)
         }
     }
@@ -117,11 +110,13 @@ extension OTPEngine {
         let userID = userID(app: app.id, identifier: identifier)
         let limits = app.config.limits
         let tokens = app.config.tokens
-        let taken = try await reserve(failureCounter(app: app, clientIP: clientIP), app: app)
         let refreshToken = Self.newRefreshToken(userID: userID)
-        let outcome: OTPStore.PasswordSignInOutcome
         var stored: String?
-        do throws(OTPError) {
+        // A wrong password keeps the client's unit; every other answer gives it back.
+        let outcome = try await withReservations(
+            failureCounter(app: app, clientIP: clientIP), app: app,
+            giveBack: { (outcome: OTPStore.PasswordSignInOutcome) in if case .wrong = outcome { .none } else { .all } }
+        ) { () async throws(OTPError) in
             let attempt = try await store.beginPasswordAttempt(
                 app: app.id, userID: userID, failuresPerHour: limits.failedPasswordsPerIdentifierPerHour)
             switch attempt {
@@ -135,17 +130,13 @@ extension OTPEngine {
             } catch {
                 verdict = .cancel
             }
-            outcome = try await store.finishPasswordAttempt(
+            return try await store.finishPasswordAttempt(
                 OTPStore.PasswordVerdict(
                     app: app.id, userID: userID, outcome: verdict, verifiedHash: stored ?? "",
                     maxConsecutiveFailures: limits.maxConsecutiveFailures, lockoutSeconds: limits.lockoutSeconds,
                     refreshTokenHash: Self.tokenHash(refreshToken), familyID: Base64URL.encode(SecureRandom.bytes(12)),
                     refreshTTLSeconds: tokens.refreshTTLSeconds, sessionMaxSeconds: tokens.sessionMaxSeconds))
-        } catch {
-            await release(taken)
-            throw error
         }
-        if case .wrong = outcome {} else { await release(taken) }
         switch outcome {
         case .signedIn(let user, let ttl):
             // Parameters raised since this hash was made: store a stronger one (once per user).

@@ -78,10 +78,14 @@ extension OTPEngine {
         proofHash: String? = nil, passwordHash: String? = nil
     ) async throws(OTPError) -> AuthResult {
         let refreshToken = Self.newRefreshToken(userID: userID)
-        let taken = try await reserve(failureCounter(app: app, clientIP: clientIP), app: app)
-        let outcome: OTPStore.ActivateOutcome
-        do {
-            outcome = try await store.activate(
+        // A wrong code, or a check of a spent (dead) code, keeps the client's unit. Any other
+        // answer gives it back, without waiting: the reply does not depend on it, and the
+        // give-back goes out on this event loop's connection right behind the activation.
+        let outcome = try await withReservations(
+            failureCounter(app: app, clientIP: clientIP), app: app, waitForGiveBack: false,
+            giveBack: { (outcome: OTPStore.ActivateOutcome) in outcome.keepsClientUnit ? .none : .all }
+        ) { () async throws(OTPError) in
+            try await store.activate(
                 OTPStore.Activation(
                     app: app.id, userID: userID, purpose: purpose, suffix: suffix,
                     codeHash: codeHash(app: app.id, otpID: "\(userID).\(suffix)", code: code), limits: app.codeLimits,
@@ -89,19 +93,11 @@ extension OTPEngine {
                     refreshTTLSeconds: app.config.tokens.refreshTTLSeconds,
                     sessionMaxSeconds: app.config.tokens.sessionMaxSeconds, proofHash: proofHash,
                     passwordHash: passwordHash))
-        } catch {
-            await release(taken)
-            throw error
         }
-        // A wrong code, or a check of a spent (dead) code, keeps the unit. Any other answer
-        // gives it back, without waiting: the reply does not depend on it, and the give-back
-        // goes out on this event loop's connection right behind the activation.
         switch outcome {
         case .activated(let user, let ttl):
-            await releaseWithoutWaiting(taken)
             return authResult(app: app, user: user, refreshToken: refreshToken, refreshTTL: ttl)
         case .refused(let refusal):
-            if !refusal.countsAgainstClient { await releaseWithoutWaiting(taken) }
             throw error(for: refusal, app: app, userID: userID, clientIP: clientIP)
         }
     }

@@ -72,16 +72,11 @@ extension OTPEngine {
     public func linkTelegram(appID: String, accessToken: String, code: String, clientIP: String?) async throws(OTPError) -> Int64 {
         let app = try app(appID)
         let user = try await currentUser(appID: appID, accessToken: accessToken)
-        let taken = try await reserve(failureCounter(app: app, clientIP: clientIP), app: app)
-        let chat: Int64?
-        do {
-            chat = try await takeBotCode(code)
-        } catch {
-            await release(taken)
-            throw error
-        }
+        // A code that names no chat keeps the client's unit (a wrong guess); a right one gives it back.
+        let chat = try await withReservations(
+            failureCounter(app: app, clientIP: clientIP), app: app, giveBack: { (chat: Int64?) in chat == nil ? .none : .all }
+        ) { () async throws(OTPError) in try await takeBotCode(code) }
         guard let chat else { throw .botCodeNotFound }
-        await release(taken)
         guard try await store.linkChat(app: app.id, userID: user.id, chatID: String(chat)) else {
             throw .invalidAccessToken("the user no longer exists")
         }

@@ -87,12 +87,13 @@ struct UserCommand: AsyncParsableCommand {
 
         func run() async throws {
             let (configuration, _, _) = try options.load()
-            let redis = RedisClient(
-                configuration: try RedisConfiguration(
-                    url: configuration.redis.url, timeoutMilliseconds: configuration.redis.timeoutMilliseconds))
+            // Standalone or cluster, as the configuration says (a lockout lives on its slot's node).
+            let logger = Logger(label: "otpd")
+            let redis = try makeRedisClient(configuration.redis, logger: logger)
             defer { redis.shutdown() }
-            let engine = OTPEngine(configuration: configuration, redis: redis, providers: [:], logger: Logger(label: "otpd"))
+            let engine = OTPEngine(configuration: configuration, redis: redis, providers: [:], logger: logger)
             do {
+                try await redis.start()
                 let wasLocked = try await engine.unlock(appID: app, identifier: identifier)
                 print(wasLocked ? "unlocked" : "was not locked")
             } catch {

@@ -1,8 +1,12 @@
 import Foundation
+import Logging
 import NIOCore
+import OTPCore
 import OTPTestSupport
 import RedisClient
 import Testing
+
+@testable import OTPServer
 
 /// The built `otpd` binary (scripts/test.sh builds it before the tests run).
 func otpdBinary() throws -> URL { try builtBinary("otpd") }
@@ -151,6 +155,39 @@ struct ProcessTests {
         let result = try await runOTPD(["check-config", "--config", path])
         #expect(result.status != 0)
         #expect(result.output.contains("apps[0].otp.ttl_seconds"), "\(result.output)")
+    }
+
+    /// `otpd user unlock` reaches the identifier's node when the configuration names a Redis
+    /// Cluster (it used to open a standalone client at `redis.url` whatever the mode).
+    @Test func userUnlockWorksInClusterMode() async throws {
+        let prefix = TestRedis.uniquePrefix("unlock")
+        let nodes = TestRedis.clusterNodes.map { "\"\($0)\"" }.joined(separator: ", ")
+        let yaml = """
+            mode: development
+            redis: {mode: cluster, nodes: [\(nodes)], key_prefix: "\(prefix)", timeout_ms: 5000}
+            security: {pepper: "test-pepper-0123456789abcdef"}
+            delivery:
+              email: {provider: log}
+            apps:
+              - id: locky
+                channels: [email]
+                limits: {max_consecutive_failures: 1}
+                tokens: {keys: [{kid: k1, secret: "test-secret-0123456789abcdef0123456789abcdef"}]}
+            """
+        let path = try writeTemporaryConfig(yaml)
+        let configuration = try ConfigLoader.parse(yaml, environment: [:]).0
+        let redis = try makeRedisClient(configuration.redis, logger: Logger(label: "test"))
+        defer { redis.shutdown() }
+        try await redis.start()
+        let engine = OTPEngine(
+            configuration: configuration, redis: redis, providers: configuration.deliveryProviders(logger: Logger(label: "test")),
+            logger: Logger(label: "test"))
+        let email = "locked-\(UUID().uuidString.prefix(8).lowercased())@example.com"
+        let sent = try await engine.send(.init(identifier: email), appID: "locky", mode: .register)
+        await #expect(throws: OTPError.self) { try await engine.activate(appID: "locky", otpID: sent.otpID, code: "000000x") }
+        let result = try await runOTPD(["user", "unlock", "--config", path, "--app", "locky", email])
+        #expect(result.status == 0 && result.output.contains("unlocked"), "\(result.output)")
+        #expect(try await engine.unlock(appID: "locky", identifier: email) == false, "the CLI left the lockout in place")
     }
 
     @Test func aBadRedisURLStopsStartupNamingIt() async throws {

@@ -13,15 +13,12 @@ struct ChannelAPIController {
     let credentials: BasicCredentials
 
     func addRoutes(to router: Router<OTPRequestContext>) {
+        // The channels the channel table exposes here, each on the path its row names.
         for channel in DeliveryChannel.allCases {
-            let path = Self.path(channel)
+            guard let path = channel.traits.channelAPIPath else { continue }
             router.post(RouterPath(path)) { request, context in try await create(request, context, channel: channel) }
             router.get(RouterPath("\(path)/check")) { request, context in try await check(request, context, channel: channel) }
         }
-    }
-
-    static func path(_ channel: DeliveryChannel) -> String {
-        channel == .email ? "email" : channel.rawValue
     }
 
     /// Every create body in one: each channel reads its own fields.
