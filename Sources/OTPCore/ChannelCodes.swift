@@ -4,9 +4,13 @@ import OTPCrypto
 /// The channel API: a server chooses the code and the message; otpd stores the code (as a
 /// peppered HMAC, like every code), delivers the message through the same gateways as v1, and
 /// checks the code later. No app is involved: the caller is authenticated by HTTP Basic.
-extension OTPEngine {
+public struct ChannelCodes: Sendable {
+    let engine: OTPEngine
+
+    public init(engine: OTPEngine) { self.engine = engine }
+
     /// Where a channel-API message goes.
-    public enum ChannelDestination: Sendable, Hashable {
+    public enum Destination: Sendable, Hashable {
         /// E.164, for sms, call and (through the Telegram Gateway) telegram.
         case phone(String)
         case email(String)
@@ -30,7 +34,7 @@ extension OTPEngine {
 
         /// A phone number (`+` optional), an email address, or a chat id (an integer; groups
         /// are negative), validated and normalized; the field's name is in the error.
-        public static func parse(_ raw: String, as kind: Kind) throws(OTPError) -> ChannelDestination {
+        public static func parse(_ raw: String, as kind: Kind) throws(OTPError) -> Destination {
             switch kind {
             case .phone:
                 guard case .phone(let phone)? = Identifier(raw, allowBareDigits: true) else {
@@ -55,7 +59,7 @@ extension OTPEngine {
     }
 
     /// What the caller sends: the code, how long it lives, and the message around it.
-    public struct ChannelMessage: Sendable {
+    public struct Message: Sendable {
         public var code: String
         public var lifetimeSeconds: Int
         public var subject: String?
@@ -70,22 +74,22 @@ extension OTPEngine {
     }
 
     /// The longest a channel-API code may live, and the longest message.
-    public static let channelLifetimes = 1...86_400
-    public static let maxChannelCodeLength = 64
-    public static let maxChannelTextLength = 4096
+    public static let lifetimes = 1...86_400
+    public static let maxCodeLength = 64
+    public static let maxTextLength = 4096
 
     /// Stores the caller's code for the destination (replacing its earlier one) and delivers
     /// the message; when delivery fails, the code is deleted and `deliveryFailed` thrown.
-    public func sendChannelCode(
-        _ message: ChannelMessage, channel: DeliveryChannel, to destination: ChannelDestination
+    public func send(
+        _ message: Message, channel: DeliveryChannel, to destination: Destination
     ) async throws(OTPError) {
-        try Self.checkChannelCode(message.code)
-        guard Self.channelLifetimes.contains(message.lifetimeSeconds) else {
+        try Self.checkShape(message.code)
+        guard Self.lifetimes.contains(message.lifetimeSeconds) else {
             throw .invalidField(name: "lifetime", reason: "must be an integer of seconds, 1-86400")
         }
-        guard !message.text.isEmpty, message.text.count <= Self.maxChannelTextLength else {
+        guard !message.text.isEmpty, message.text.count <= Self.maxTextLength else {
             throw .invalidField(
-                name: channel == .email ? "text" : "message", reason: "must be 1-\(Self.maxChannelTextLength) characters")
+                name: channel == .email ? "text" : "message", reason: "must be 1-\(Self.maxTextLength) characters")
         }
         if let subject = message.subject {
             guard subject.count <= 998, !subject.contains(where: \.isNewline) else {
@@ -97,12 +101,12 @@ extension OTPEngine {
             guard message.code.count >= 4, message.code.count <= 8, message.code.allSatisfy({ $0.isASCII && $0.isNumber }) else {
                 throw .invalidField(name: "password", reason: "must be 4-8 digits for the Telegram Gateway")
             }
-            guard let telegramGateway else {
+            guard let telegramGateway = engine.telegramGateway else {
                 throw .channelNotSupported("telegram to a phone number needs delivery.telegram_gateway")
             }
             provider = telegramGateway
         } else {
-            guard let configured = providers[channel] else {
+            guard let configured = engine.providers[channel] else {
                 throw .channelNotSupported("no gateway is configured for the \(channel.rawValue) channel")
             }
             provider = configured
@@ -111,47 +115,47 @@ extension OTPEngine {
             channel: channel, destination: channelDestinationHash(channel, destination),
             id: Base64URL.encode(SecureRandom.bytes(12)),
             codeHash: channelCodeHash(channel, destination, code: message.code), lifetimeSeconds: message.lifetimeSeconds)
-        try await store.createChannelCode(stored)
+        try await engine.store.createChannelCode(stored)
         do {
-            try await hand(
+            try await engine.hand(
                 OutboundMessage(
                     channel: channel, to: destination.value, subject: message.subject, text: message.text,
                     reference: "channel:\(stored.id)", code: message.code, ttlSeconds: message.lifetimeSeconds),
                 to: provider, app: "-")
         } catch {
-            await store.cancelChannelCode(stored)
+            await engine.store.cancelChannelCode(stored)
             throw .deliveryFailed
         }
     }
 
     /// Whether the code is the live one of the destination; a right code is consumed, and
     /// `surfaces.channel_api.max_attempts` wrong ones kill it.
-    public func checkChannelCode(
-        _ code: String, channel: DeliveryChannel, for destination: ChannelDestination
+    public func check(
+        _ code: String, channel: DeliveryChannel, for destination: Destination
     ) async throws(OTPError) -> Bool {
-        try Self.checkChannelCode(code)
-        let outcome = try await store.checkChannelCode(
+        try Self.checkShape(code)
+        let outcome = try await engine.store.checkChannelCode(
             channel: channel, destination: channelDestinationHash(channel, destination),
-            codeHash: channelCodeHash(channel, destination, code: code), maxAttempts: channelAPIMaxAttempts)
+            codeHash: channelCodeHash(channel, destination, code: code), maxAttempts: engine.channelAPIMaxAttempts)
         return outcome == .valid
     }
 
-    static func checkChannelCode(_ code: String) throws(OTPError) {
-        guard !code.isEmpty, code.count <= maxChannelCodeLength,
+    static func checkShape(_ code: String) throws(OTPError) {
+        guard !code.isEmpty, code.count <= maxCodeLength,
             !code.unicodeScalars.contains(where: { $0.properties.generalCategory == .control })
         else {
-            throw .invalidField(name: "password", reason: "must be 1-\(maxChannelCodeLength) characters without control characters")
+            throw .invalidField(name: "password", reason: "must be 1-\(maxCodeLength) characters without control characters")
         }
     }
 
-    func channelDestinationHash(_ channel: DeliveryChannel, _ destination: ChannelDestination) -> String {
+    func channelDestinationHash(_ channel: DeliveryChannel, _ destination: Destination) -> String {
         Digest.hex(
-            Digest.hmacSHA256(key: pepper, message: Array("otpd-channel-to\u{0}\(channel.rawValue)\u{0}\(destination.key)".utf8))
+            Digest.hmacSHA256(key: engine.pepper, message: Array("otpd-channel-to\u{0}\(channel.rawValue)\u{0}\(destination.key)".utf8))
                 .prefix(16))
     }
 
-    func channelCodeHash(_ channel: DeliveryChannel, _ destination: ChannelDestination, code: String) -> [UInt8] {
+    func channelCodeHash(_ channel: DeliveryChannel, _ destination: Destination, code: String) -> [UInt8] {
         Digest.hmacSHA256(
-            key: pepper, message: Array("otpd-channel\u{0}\(channel.rawValue)\u{0}\(destination.key)\u{0}\(code)".utf8))
+            key: engine.pepper, message: Array("otpd-channel\u{0}\(channel.rawValue)\u{0}\(destination.key)\u{0}\(code)".utf8))
     }
 }

@@ -303,7 +303,7 @@ struct ConfigurationCheck {
             kids.contains(app.tokens.activeKid), "\(key).tokens.active_kid",
             "'\(app.tokens.activeKid)' is not one of the listed keys")
         // A longer minimum than the longest password accepted would refuse every password.
-        try count(app.password.minLength, "\(key).password.min_length", max: OTPEngine.maxPasswordBytes)
+        try count(app.password.minLength, "\(key).password.min_length", max: Passwords.maxPasswordBytes)
         try require(
             app.templates[app.defaultLanguage] != nil, "\(key).templates",
             "has no templates for the default language '\(app.defaultLanguage)'")

@@ -25,6 +25,8 @@ public final class OTPEngine: Sendable {
     let onDelivery: @Sendable (String, String, Bool, Duration) -> Void
     /// Told of every security event (for metrics), after it is logged.
     let onSecurityEvent: @Sendable (SecurityEvent) -> Void
+    /// Told of every code sent and every code judged (for metrics).
+    let onOutcome: @Sendable (EngineOutcome) -> Void
     let deliveryTimings = DeliveryTimings()
     /// scrypt on threads of its own (at most one hash per core at once, a bounded queue).
     public let passwordHasher: PasswordHasher
@@ -33,17 +35,22 @@ public final class OTPEngine: Sendable {
         configuration: Configuration, redis: RedisClient,
         providers: [DeliveryChannel: any DeliveryProvider], logger: Logger,
         onDelivery: @escaping @Sendable (String, String, Bool, Duration) -> Void = { _, _, _, _ in },
-        onSecurityEvent: @escaping @Sendable (SecurityEvent) -> Void = { _ in }
+        onSecurityEvent: @escaping @Sendable (SecurityEvent) -> Void = { _ in },
+        onOutcome: @escaping @Sendable (EngineOutcome) -> Void = { _ in }
     ) {
         self.init(
             configuration: configuration, store: OTPStore(redis: redis, keyPrefix: configuration.redis.keyPrefix),
-            providers: providers, logger: logger, onDelivery: onDelivery, onSecurityEvent: onSecurityEvent)
+            providers: providers, logger: logger, onDelivery: onDelivery, onSecurityEvent: onSecurityEvent,
+            onOutcome: onOutcome)
     }
 
+    /// `store`'s clock (tests of the engine set one) is the engine's too: tokens' `iat` and
+    /// `exp` and the hub's socket leases read it.
     init(
         configuration: Configuration, store: OTPStore, providers: [DeliveryChannel: any DeliveryProvider],
-        logger: Logger, onDelivery: @escaping @Sendable (String, String, Bool, Duration) -> Void,
-        onSecurityEvent: @escaping @Sendable (SecurityEvent) -> Void
+        logger: Logger, onDelivery: @escaping @Sendable (String, String, Bool, Duration) -> Void = { _, _, _, _ in },
+        onSecurityEvent: @escaping @Sendable (SecurityEvent) -> Void = { _ in },
+        onOutcome: @escaping @Sendable (EngineOutcome) -> Void = { _ in }
     ) {
         self.apps = Dictionary(configuration.apps.map { ($0.id, AppPolicy($0)) }, uniquingKeysWith: { a, _ in a })
         self.store = store
@@ -67,6 +74,7 @@ public final class OTPEngine: Sendable {
         self.logger = logger
         self.onDelivery = onDelivery
         self.onSecurityEvent = onSecurityEvent
+        self.onOutcome = onOutcome
         self.passwordHasher = PasswordHasher()
     }
 
@@ -100,6 +108,11 @@ public final class OTPEngine: Sendable {
     func codeHash(app: String, otpID: String, code: String) -> [UInt8] {
         Digest.hmacSHA256(key: pepper, message: Array("otpd-code\u{0}\(app)\u{0}\(otpID)\u{0}\(code)".utf8))
     }
+
+    /// What a reset code's hash is bound to: the app, the user and the purpose. The reset API
+    /// names no OTP id (the client sends the email and the code), and a user has one live reset
+    /// code at most, so the code's context needs none.
+    func resetCodeContext(userID: String) -> String { "\(userID).\(Purpose.reset.rawValue)" }
 
     // MARK: send
 
@@ -190,6 +203,7 @@ public final class OTPEngine: Sendable {
         }
         switch sent {
         case .delivered(let result):
+            onOutcome(.codeSent(app: app.id, channel: result.channel))
             return result
         case .undelivered(let failure):
             throw failure.error
@@ -197,6 +211,7 @@ public final class OTPEngine: Sendable {
             record(.concealedLogin, app: app, userID: otp.userID, clientIP: request.clientIP)
             // As long as a real delivery on this channel takes, so timing tells nothing.
             try? await Task.sleep(for: deliveryTimings.typical(channel))
+            onOutcome(.codeSent(app: app.id, channel: channel))
             return SendResult(otpID: otpID, channel: channel, delivered: true)
         case .answered(.replayed(let otpID, _)):
             return SendResult(otpID: otpID, channel: channel, delivered: false)

@@ -4,7 +4,11 @@ import OTPCrypto
 ///
 /// Passwords are stored only as scrypt hashes (`PasswordHasher`, in the user hash's field
 /// `pw`), computed on the hasher's own threads, never on an event loop.
-extension OTPEngine {
+public struct Passwords: Sendable {
+    let engine: OTPEngine
+
+    public init(engine: OTPEngine) { self.engine = engine }
+
     /// A password is hashed from at most this many bytes (UTF-8): it bounds the work a request
     /// can ask for, and no person types more.
     public static let maxPasswordBytes = 1024
@@ -12,7 +16,7 @@ extension OTPEngine {
     /// The app's policy for a new password: at least `password.min_length` characters, at
     /// most `maxPasswordBytes` bytes. Throws `invalidPassword` saying which.
     public func checkNewPassword(_ password: String, appID: String) throws(OTPError) {
-        try checkNewPassword(password, app: app(appID))
+        try checkNewPassword(password, app: engine.app(appID))
     }
 
     func checkNewPassword(_ password: String, app: AppPolicy) throws(OTPError) {
@@ -26,9 +30,9 @@ extension OTPEngine {
     }
 
     /// The stored form of a password (scrypt), computed off the event loop.
-    public func hashPassword(_ password: String) async throws(OTPError) -> String {
+    public func hash(_ password: String) async throws(OTPError) -> String {
         do {
-            return try await passwordHasher.hash(password)
+            return try await engine.passwordHasher.hash(password)
         } catch {
             throw .overloaded
         }
@@ -39,13 +43,8 @@ extension OTPEngine {
         guard let identifier = Identifier(email), case .email = identifier else {
             throw .invalidField(name: "email", reason: "must be an email address")
         }
-        return userID(app: app.id, identifier: identifier)
+        return engine.userID(app: app.id, identifier: identifier)
     }
-
-    /// What a reset code's hash is bound to: the app, the user and the purpose. The reset API
-    /// names no OTP id (the client sends the email and the code), and a user has one live reset
-    /// code at most, so the code's context needs none.
-    func resetCodeContext(userID: String) -> String { "\(userID).\(Purpose.reset.rawValue)" }
 
     // MARK: password reset
 
@@ -53,9 +52,10 @@ extension OTPEngine {
     /// send path of a v1 login, with the app's quotas (shared with v1), under a purpose of its
     /// own, so the code signs nobody in and a sign-in code resets no password. An unknown
     /// address is `userNotFound`, unless the app sets `conceal_unknown_users`.
-    public func sendPasswordReset(appID: String, email: String, clientIP: String?) async throws(OTPError) -> SendResult {
-        _ = try emailUser(email, app: app(appID))
-        return try await send(SendRequest(identifier: email, channel: "email", clientIP: clientIP), appID: appID, mode: .passwordReset)
+    public func sendReset(appID: String, email: String, clientIP: String?) async throws(OTPError) -> OTPEngine.SendResult {
+        _ = try emailUser(email, app: engine.app(appID))
+        return try await engine.send(
+            OTPEngine.SendRequest(identifier: email, channel: "email", clientIP: clientIP), appID: appID, mode: .passwordReset)
     }
 
     /// Checks a reset code and stores the new password (`validate`). The password must meet
@@ -66,27 +66,29 @@ extension OTPEngine {
     /// spent (it is dead). A right code is consumed in the same script that stores the hash (it
     /// cannot be used twice), makes an unverified user active and ends every session of the
     /// user that started before.
-    public func resetPassword(
+    public func reset(
         appID: String, email: String, code: String, newPassword: String, clientIP: String? = nil
     ) async throws(OTPError) {
-        let app = try app(appID)
-        let userID = try emailUser(email, app: app)
-        try checkNewPassword(newPassword, app: app)
-        var reset = OTPStore.PasswordReset(
-            app: app.id, userID: userID,
-            codeHash: codeHash(app: app.id, otpID: resetCodeContext(userID: userID), code: app.normalize(code: code)),
-            limits: app.codeLimits, passwordHash: nil)
-        let outcome = try await withReservations(
-            failureCounter(app: app, clientIP: clientIP), app: app,
-            giveBack: { (outcome: OTPStore.PasswordResetOutcome) in outcome.keepsClientUnit ? .none : .all }
-        ) { () async throws(OTPError) in
-            let judged = try await store.resetPassword(reset)
-            guard judged == .accepted else { return judged }
-            reset.passwordHash = try await hashPassword(newPassword)
-            return try await store.resetPassword(reset)
-        }
-        if case .refused(let refusal) = outcome {
-            throw error(for: refusal, app: app, userID: userID, clientIP: clientIP)
+        try await engine.judging(appID: appID) { () async throws(OTPError) in
+            let app = try engine.app(appID)
+            let userID = try emailUser(email, app: app)
+            try checkNewPassword(newPassword, app: app)
+            var reset = OTPStore.PasswordReset(
+                app: app.id, userID: userID,
+                codeHash: engine.codeHash(app: app.id, otpID: engine.resetCodeContext(userID: userID), code: app.normalize(code: code)),
+                limits: app.codeLimits, passwordHash: nil)
+            let outcome = try await engine.withReservations(
+                engine.failureCounter(app: app, clientIP: clientIP), app: app,
+                giveBack: { (outcome: OTPStore.PasswordResetOutcome) in outcome.keepsClientUnit ? .none : .all }
+            ) { () async throws(OTPError) in
+                let judged = try await engine.store.resetPassword(reset)
+                guard judged == .accepted else { return judged }
+                reset.passwordHash = try await hash(newPassword)
+                return try await engine.store.resetPassword(reset)
+            }
+            if case .refused(let refusal) = outcome {
+                throw engine.error(for: refusal, app: app, userID: userID, clientIP: clientIP)
+            }
         }
     }
 
@@ -100,24 +102,24 @@ extension OTPEngine {
     /// password sign-in). None of them touches the identifier's code failures or its code
     /// lockout: someone guessing a user's password cannot stop that user's code sign-in. A right password
     /// whose stored hash is below the current scrypt parameters is hashed again and stored.
-    public func signInWithPassword(
+    public func signIn(
         appID: String, identifier raw: String, password: String, clientIP: String? = nil
     ) async throws(OTPError) -> AuthResult {
-        let app = try app(appID)
+        let app = try engine.app(appID)
         guard let identifier = Identifier(raw) else { throw .invalidIdentifier }
         // Longer than any password the policy lets anyone set: it cannot match.
         guard password.utf8.count <= Self.maxPasswordBytes else { throw .invalidCredentials }
-        let userID = userID(app: app.id, identifier: identifier)
+        let userID = engine.userID(app: app.id, identifier: identifier)
         let limits = app.config.limits
         let tokens = app.config.tokens
-        let refreshToken = Self.newRefreshToken(userID: userID)
+        let refreshToken = OTPEngine.newRefreshToken(userID: userID)
         var stored: String?
         // A wrong password keeps the client's unit; every other answer gives it back.
-        let outcome = try await withReservations(
-            failureCounter(app: app, clientIP: clientIP), app: app,
+        let outcome = try await engine.withReservations(
+            engine.failureCounter(app: app, clientIP: clientIP), app: app,
             giveBack: { (outcome: OTPStore.PasswordSignInOutcome) in if case .wrong = outcome { .none } else { .all } }
         ) { () async throws(OTPError) in
-            let attempt = try await store.beginPasswordAttempt(
+            let attempt = try await engine.store.beginPasswordAttempt(
                 app: app.id, userID: userID, failuresPerHour: limits.failedPasswordsPerIdentifierPerHour)
             switch attempt {
             case .proceed(let hash): stored = hash
@@ -126,26 +128,28 @@ extension OTPEngine {
             }
             let verdict: OTPStore.PasswordVerdict.Outcome
             do {
-                verdict = try await passwordHasher.verify(password, against: stored) ? .right : .wrong
+                verdict = try await engine.passwordHasher.verify(password, against: stored) ? .right : .wrong
             } catch {
                 verdict = .cancel
             }
-            return try await store.finishPasswordAttempt(
+            return try await engine.store.finishPasswordAttempt(
                 OTPStore.PasswordVerdict(
                     app: app.id, userID: userID, outcome: verdict, verifiedHash: stored ?? "",
                     maxConsecutiveFailures: limits.maxConsecutiveFailures, lockoutSeconds: limits.lockoutSeconds,
-                    refreshTokenHash: Self.tokenHash(refreshToken), familyID: Base64URL.encode(SecureRandom.bytes(12)),
+                    refreshTokenHash: OTPEngine.tokenHash(refreshToken), familyID: Base64URL.encode(SecureRandom.bytes(12)),
                     refreshTTLSeconds: tokens.refreshTTLSeconds, sessionMaxSeconds: tokens.sessionMaxSeconds))
         }
         switch outcome {
         case .signedIn(let user, let ttl):
             // Parameters raised since this hash was made: store a stronger one (once per user).
-            if let stored, passwordHasher.needsRehash(stored), let stronger = try? await passwordHasher.hash(password) {
-                await store.rehashPassword(app: app.id, userID: userID, old: stored, new: stronger)
+            if let stored, engine.passwordHasher.needsRehash(stored),
+                let stronger = try? await engine.passwordHasher.hash(password)
+            {
+                await engine.store.rehashPassword(app: app.id, userID: userID, old: stored, new: stronger)
             }
-            return authResult(app: app, user: user, refreshToken: refreshToken, refreshTTL: ttl, amr: ["pwd"])
+            return engine.authResult(app: app, user: user, refreshToken: refreshToken, refreshTTL: ttl, amr: ["pwd"])
         case .wrong(let lockedNow):
-            if lockedNow { record(.identifierLocked, app: app, userID: userID, clientIP: clientIP) }
+            if lockedNow { engine.record(.identifierLocked, app: app, userID: userID, clientIP: clientIP) }
             throw .invalidCredentials
         case .identifierLocked(let seconds): throw .identifierLocked(retryAfter: seconds)
         case .cancelled: throw .overloaded

@@ -7,7 +7,8 @@ import Darwin
 #endif
 
 extension OTPEngine {
-    static func now() -> Int { Int(time(nil)) }
+    /// Unix seconds: the store's test clock when a test set one, else the system's.
+    func now() -> Int { store.clock.map { Int($0() / 1000) } ?? Int(time(nil)) }
 
     /// Parses `<user id>.<purpose><random>`; nil for anything else (answered as not found).
     static func parseOTPID(_ otpID: String) -> (userID: String, purpose: Purpose)? {
@@ -52,23 +53,29 @@ extension OTPEngine {
     /// is checked and given back unless the code was wrong or dead (its attempts spent), so
     /// racing guesses never exceed it and a dead code is no free oracle.
     public func activate(appID: String, otpID: String, code: String, clientIP: String? = nil) async throws(OTPError) -> AuthResult {
-        let app = try app(appID)
-        guard let (userID, purpose) = Self.parseOTPID(otpID), purpose == .auth else { throw .otpNotFound }
-        return try await activate(
-            app: app, userID: userID, purpose: purpose, suffix: String(otpID.dropFirst(userID.count + 1)),
-            code: app.normalize(code: code), clientIP: clientIP)
+        try await judging(appID: appID) { () async throws(OTPError) in
+            let app = try app(appID)
+            guard let (userID, purpose) = Self.parseOTPID(otpID), purpose == .auth else { throw .otpNotFound }
+            return try await activate(
+                app: app, userID: userID, purpose: purpose, suffix: String(otpID.dropFirst(userID.count + 1)),
+                code: app.normalize(code: code), clientIP: clientIP)
+        }
     }
 
     /// Project verify: checks the code of the identifier's live sign-in OTP (the one its last
     /// send created), exactly as `activate` with that OTP's id would. No live OTP: `otpNotFound`.
     public func activate(appID: String, identifier raw: String, code: String, clientIP: String? = nil) async throws(OTPError) -> AuthResult {
-        let app = try app(appID)
-        guard let identifier = Identifier(raw) else { throw .invalidIdentifier }
-        let userID = userID(app: app.id, identifier: identifier)
-        guard let suffix = try await store.liveOTP(app: app.id, userID: userID, purpose: .auth)?.suffix else { throw .otpNotFound }
-        // Replaced between the look-up and the check: the script answers not found.
-        return try await activate(
-            app: app, userID: userID, purpose: .auth, suffix: suffix, code: app.normalize(code: code), clientIP: clientIP)
+        try await judging(appID: appID) { () async throws(OTPError) in
+            let app = try app(appID)
+            guard let identifier = Identifier(raw) else { throw .invalidIdentifier }
+            let userID = userID(app: app.id, identifier: identifier)
+            guard let suffix = try await store.liveOTP(app: app.id, userID: userID, purpose: .auth)?.suffix else {
+                throw .otpNotFound
+            }
+            // Replaced between the look-up and the check: the script answers not found.
+            return try await activate(
+                app: app, userID: userID, purpose: .auth, suffix: suffix, code: app.normalize(code: code), clientIP: clientIP)
+        }
     }
 
     /// The activation every surface shares. `code` is normalised already; `proofHash` and
@@ -117,13 +124,13 @@ extension OTPEngine {
 
     /// `amr`: how the user proved itself (RFC 8176): `otp` for a code, `pwd` for a password.
     func authResult(app: AppPolicy, user: User, refreshToken: String, refreshTTL: Int, amr: [String] = ["otp"]) -> AuthResult {
-        let now = Self.now()
+        let now = now()
         let claims = JWT.Claims(
             iss: app.config.tokens.issuer, aud: app.id, sub: user.id, iat: now, exp: now + app.config.tokens.accessTTLSeconds,
             jti: Base64URL.encode(SecureRandom.bytes(16)), amr: amr)
         return AuthResult(
             authToken: JWT.sign(claims, kid: app.signingKey.kid, secret: app.signingKey.secret),
-            redirectURL: app.config.redirectURL, refreshToken: refreshToken,
+            expiresIn: app.config.tokens.accessTTLSeconds, redirectURL: app.config.redirectURL, refreshToken: refreshToken,
             refreshTokenExpiration: now + refreshTTL, user: user)
     }
 
@@ -184,7 +191,7 @@ extension OTPEngine {
         let claims: JWT.Claims
         do {
             claims = try JWT.verify(
-                accessToken, keys: app.verificationKeys, audience: app.id, issuer: app.config.tokens.issuer, now: Self.now())
+                accessToken, keys: app.verificationKeys, audience: app.id, issuer: app.config.tokens.issuer, now: now())
         } catch {
             throw .invalidAccessToken(Self.describe(error))
         }

@@ -14,6 +14,8 @@ public struct User: Sendable, Hashable {
 /// What a successful sign-in or refresh answers.
 public struct AuthResult: Sendable, Hashable {
     public var authToken: String
+    /// Seconds the access token lives (the app's `tokens.access_ttl_seconds`).
+    public var expiresIn: Int
     public var redirectURL: String
     public var refreshToken: String
     /// Unix seconds.

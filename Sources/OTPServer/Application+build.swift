@@ -25,10 +25,14 @@ public func buildApplication(
         configuration: configuration, redis: redis,
         providers: configuration.deliveryProviders(logger: deliveryLogger), logger: logger,
         onDelivery: metrics.recordDelivery,
-        onSecurityEvent: { metrics.recordSecurityEvent(app: $0.app, event: $0.kind.rawValue) })
+        onSecurityEvent: { metrics.recordSecurityEvent(app: $0.app, event: $0.kind.rawValue) },
+        onOutcome: metrics.record)
     let replies = TelegramReplies(engine: engine, metrics: metrics)
+    // One hub controller: its routes and the WebSocket upgrade share it.
+    let hub = hubController(configuration: configuration, engine: engine, metrics: metrics)
     let router = buildRouter(
-        configuration: configuration, redis: redis, engine: engine, metrics: metrics, replies: replies, logger: logger)
+        configuration: configuration, redis: redis, engine: engine, metrics: metrics, replies: replies, hub: hub,
+        logger: logger)
     extraRoutes(router)
     let idleTimeout = TimeAmount.seconds(Int64(configuration.server.idleTimeoutSeconds))
     // A body still unfinished `idle_timeout_seconds` after its head closes the connection: one
@@ -37,7 +41,7 @@ public func buildApplication(
         additionalChannelHandlers: [RequestBodyDeadline(timeout: idleTimeout)], idleTimeout: idleTimeout)
     // With the hub configured, GET /-/ws upgrades to a WebSocket; every other request is HTTP/1.1 as before.
     let server: HTTPServerBuilder
-    if let hub = hubController(configuration: configuration, engine: engine, metrics: metrics) {
+    if let hub {
         let upgradeConfiguration = HTTP1WebSocketUpgradeChannel.Configuration(
             http1: http1, ws: .init(maxFrameSize: 4096, autoPing: .enabled(timePeriod: .seconds(30))))
         server = HTTPServerBuilder { responder in
@@ -103,7 +107,7 @@ public func makeRedisClient(_ redis: Configuration.Redis, logger: Logger) throws
 
 func buildRouter(
     configuration: Configuration, redis: RedisClient, engine: OTPEngine, metrics: ServerMetrics,
-    replies: TelegramReplies? = nil, logger: Logger = Logger(label: "otpd")
+    replies: TelegramReplies? = nil, hub: HubController? = nil, logger: Logger = Logger(label: "otpd")
 ) -> Router<OTPRequestContext> {
     let router = Router(context: OTPRequestContext.self)
     // Request ids, the access log and metrics, error mapping and the body limit, in one frame.
@@ -133,7 +137,9 @@ func buildRouter(
             .addRoutes(to: router)
     }
     ProjectVerifyController(engine: engine, metrics: metrics, clientAddress: clientAddress).addRoutes(to: router)
-    hubController(configuration: configuration, engine: engine, metrics: metrics)?.addRoutes(to: router)
+    // `hub`: the application's (which also answers the upgrade); a router built alone for a
+    // test makes its own from the configuration.
+    (hub ?? hubController(configuration: configuration, engine: engine, metrics: metrics))?.addRoutes(to: router)
     return router
 }
 

@@ -80,13 +80,17 @@ public final class ServerMetrics: Sendable {
         return counter
     }
 
-    /// A send of any surface: counted when a code went out (not an idempotent replay).
-    func recordSend(app: String, _ result: OTPEngine.SendResult) {
-        if result.delivered { recordSend(app: app, channel: result.channel.rawValue) }
+    /// What the engine tells of each send and each judged code (`onOutcome`): the one place
+    /// `otpd_otp_sent_total` and `otpd_otp_verifications_total` are recorded, whatever the surface.
+    @Sendable func record(_ outcome: EngineOutcome) {
+        switch outcome {
+        case .codeSent(let app, let channel): recordSend(app: app, channel: channel.rawValue)
+        case .verificationJudged(let app, let verdict): recordVerification(app: app, outcome: verdict.rawValue)
+        }
     }
 
     /// A code handed to a gateway that accepted it.
-    func recordSend(app: String, channel: String) {
+    private func recordSend(app: String, channel: String) {
         counter(LabelledKey(series: .sent, first: app, second: channel)) {
             counter("otp", "sent", "Codes delivered, by app and channel", [("app", app), ("channel", channel)])
         }.increment()
@@ -108,34 +112,6 @@ public final class ServerMetrics: Sendable {
             return histogram
         }()
         series.recordNanoseconds(duration.nanoseconds)
-    }
-
-    /// Runs `check`, the judging of a code on any surface, and counts its outcome
-    /// (`otpd_otp_verifications_total`): the one place every verification is recorded. Only
-    /// a configured app becomes a label (an app id in a path or body is the client's choice),
-    /// and a new password refused by the policy counts nothing (no code was judged).
-    func judging<Result>(app: String, in engine: OTPEngine, _ check: () async throws -> Result) async throws -> Result {
-        do {
-            let result = try await check()
-            recordVerification(app: app, outcome: "success")
-            return result
-        } catch let error as OTPError {
-            if engine.apps[app] != nil, let outcome = Self.verificationOutcome(error) {
-                recordVerification(app: app, outcome: outcome)
-            }
-            throw error
-        }
-    }
-
-    /// The `outcome` label of a refused verification; nil for one that judged no code.
-    static func verificationOutcome(_ error: OTPError) -> String? {
-        switch error {
-        case .invalidOTP: return "invalid"
-        case .otpNotFound: return "not_found"
-        case .otpExhausted, .tooManyFailures: return "too_many_attempts"
-        case .invalidPassword: return nil
-        default: return "refused"
-        }
     }
 
     /// A code checked: success, invalid, not_found, too_many_attempts or refused.

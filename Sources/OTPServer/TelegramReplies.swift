@@ -12,8 +12,8 @@ import ServiceLifecycle
 final class TelegramReplies: Service {
     private let engine: OTPEngine
     private let metrics: ServerMetrics
-    private let stream: AsyncStream<OTPEngine.BotReply>
-    private let continuation: AsyncStream<OTPEngine.BotReply>.Continuation
+    private let stream: AsyncStream<TelegramBot.Reply>
+    private let continuation: AsyncStream<TelegramBot.Reply>.Continuation
     static let capacity = 1000
     static let concurrency = 16
 
@@ -24,7 +24,7 @@ final class TelegramReplies: Service {
     }
 
     /// Queues a reply; false when the queue is full or closed.
-    func enqueue(_ reply: OTPEngine.BotReply) -> Bool {
+    func enqueue(_ reply: TelegramBot.Reply) -> Bool {
         if case .enqueued = continuation.yield(reply) { return true }
         metrics.recordBotUpdate(outcome: "reply_dropped")
         return false
@@ -40,7 +40,7 @@ final class TelegramReplies: Service {
                         await group.next()
                         running -= 1
                     }
-                    group.addTask { await engine.deliverBotReply(reply) }
+                    group.addTask { await TelegramBot(engine: engine).deliver(reply) }
                     running += 1
                 }
             }

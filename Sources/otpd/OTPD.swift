@@ -209,7 +209,7 @@ struct ImportCommand: AsyncParsableCommand {
             let summary: ImportSummary
             do {
                 try await redis.start()
-                summary = try await engine.importUsers(appID: app, file: [UInt8](data)) { line, reason in
+                summary = try await UserImporter(engine: engine).run(appID: app, file: [UInt8](data)) { line, reason in
                     print("line \(line): \(reason)")
                 }
             } catch OTPError.appNotFound(let id) {

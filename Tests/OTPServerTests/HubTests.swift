@@ -198,10 +198,10 @@ final class RawHubSocket: @unchecked Sendable {
             let attributes = Set(setCookie.split(separator: ";").dropFirst().map { $0.trimmingASCIIWhitespace() })
             #expect(attributes == ["Path=/-/", "HttpOnly", "SameSite=Strict"], "development mode: no Secure")
             let session = try #require(socket.session)
-            #expect(OTPEngine.isHubSession(session))
+            #expect(HubSessions.isSession(session))
             #expect(socket.firstMessage.hasPrefix(#"{"socket_id":""#))
             let socketID = try #require(socket.socketID)
-            #expect(OTPEngine.isSocketID(socketID))
+            #expect(HubSessions.isSocketID(socketID))
 
             // Redis holds the binding under the socket id, with a TTL, and only the session's hash.
             let redis = try TestRedis.client()
@@ -275,11 +275,11 @@ final class RawHubSocket: @unchecked Sendable {
     @Test func sendVerifyAndSetPasswordOverARealWebSocket() async throws {
         let harness = try V1Harness { _, prefix in hubYAML(redisURL: nil, prefix: prefix) }
         try await harness.run { http in
-            let session = OTPEngine.newHubSession()
+            let session = HubSessions.newSession()
             let email = Self.email()
             try await harness.importUsers([email], app: "hub")
             try await withHubSocket(port: http.port, session: session) { socketID in
-                #expect(OTPEngine.isSocketID(socketID))
+                #expect(HubSessions.isSocketID(socketID))
                 // method "otp": the app's 6 digits.
                 let send = try await http.post(
                     "/-/svc/otp.send", ["email": email, "socket_id": socketID, "method": "otp"], headers: Self.cookie(session))
@@ -373,7 +373,7 @@ final class RawHubSocket: @unchecked Sendable {
     @Test func everyErrorOfTheHubRoutes() async throws {
         let harness = try V1Harness { _, prefix in hubYAML(redisURL: nil, prefix: prefix) }
         try await harness.run { http in
-            let session = OTPEngine.newHubSession()
+            let session = HubSessions.newSession()
             let email = Self.email()
             try await harness.importUsers([email], app: "hub")
             try await withHubSocket(port: http.port, session: session) { socketID in
@@ -385,7 +385,7 @@ final class RawHubSocket: @unchecked Sendable {
                 }
                 // INVALID_SOCKET / no-socket: no cookie, an unknown socket.
                 check(try await http.post("/-/svc/otp.send", ["email": email, "socket_id": socketID]), 401, "INVALID_SOCKET")
-                let unknown = OTPEngine.newSocketID()
+                let unknown = HubSessions.newSocketID()
                 check(try await http.post("/-/svc/otp.send", ["email": email, "socket_id": unknown], headers: cookie), 401, "INVALID_SOCKET")
                 check(
                     try await http.post(
@@ -472,7 +472,7 @@ final class RawHubSocket: @unchecked Sendable {
     @Test func noUserOnAClosedAppAndInternalErrorWhenTheCodeCannotBeDelivered() async throws {
         let closed = try V1Harness { _, prefix in hubYAML(redisURL: nil, prefix: prefix, hubApp: "hubclosed") }
         try await closed.run { http in
-            let session = OTPEngine.newHubSession()
+            let session = HubSessions.newSession()
             try await withHubSocket(port: http.port, session: session) { socketID in
                 let reply = try await http.post("/-/svc/otp.send", ["email": Self.email(), "socket_id": socketID], headers: Self.cookie(session))
                 #expect(reply.status == 404, "\(reply.body)")
@@ -483,7 +483,7 @@ final class RawHubSocket: @unchecked Sendable {
             hubYAML(redisURL: nil, prefix: prefix, email: #"{provider: webhook, url: "http://127.0.0.1:9/hook", secret: "webhook-secret-0123456789"}"#)
         }
         try await dead.run { http in
-            let session = OTPEngine.newHubSession()
+            let session = HubSessions.newSession()
             let email = Self.email()
             try await dead.importUsers([email], app: "hub")
             try await withHubSocket(port: http.port, session: session) { socketID in
@@ -502,7 +502,7 @@ final class RawHubSocket: @unchecked Sendable {
         try await replicaA.test(.live) { clientA in
             try await replicaB.test(.live) { clientB in
                 let (a, b) = (HTTP(port: clientA.port!), HTTP(port: clientB.port!))
-                let session = OTPEngine.newHubSession()
+                let session = HubSessions.newSession()
                 let email = Self.email()
                 try await harness.importUsers([email], app: "hub")
                 let socketID = try await withHubSocket(port: a.port, session: session) { socketID in
@@ -544,7 +544,7 @@ final class RawHubSocket: @unchecked Sendable {
     @Test func anotherSessionsSocketAndForgedIdsAreRefused() async throws {
         let harness = try V1Harness { _, prefix in hubYAML(redisURL: nil, prefix: prefix) }
         try await harness.run { http in
-            let victim = OTPEngine.newHubSession()
+            let victim = HubSessions.newSession()
             let email = Self.email()
             try await harness.importUsers([email], app: "hub")
             try await withHubSocket(port: http.port, session: victim) { socketID in
@@ -558,7 +558,7 @@ final class RawHubSocket: @unchecked Sendable {
                 // The attacker's socket with a guessed session cookie of the right shape.
                 let guessed = try await http.post(
                     "/-/svc/otp.send", ["email": email, "socket_id": try #require(attacker.socketID)],
-                    headers: Self.cookie(OTPEngine.newHubSession()))
+                    headers: Self.cookie(HubSessions.newSession()))
                 #expect(guessed.json["error"] as? String == "INVALID_SOCKET")
                 // Forged shapes never reach Redis as keys: 401, not 500.
                 for forgedID in ["../../x", String(repeating: "A", count: 5000), "*", "", socketID + "A"] {
@@ -582,7 +582,7 @@ final class RawHubSocket: @unchecked Sendable {
     @Test func racingWrongCodesAreCountedAndMaxAttemptsHolds() async throws {
         let harness = try V1Harness { _, prefix in hubYAML(redisURL: nil, prefix: prefix) }
         try await harness.run { http in
-            let session = OTPEngine.newHubSession()
+            let session = HubSessions.newSession()
             let email = Self.email()
             try await harness.importUsers([email], app: "hub")
             try await withHubSocket(port: http.port, session: session) { socketID in
@@ -631,7 +631,7 @@ final class RawHubSocket: @unchecked Sendable {
         let known = Self.email()
         try await harness.importUsers([known], app: "hub")
         try await harness.run { http in
-            let session = OTPEngine.newHubSession()
+            let session = HubSessions.newSession()
             try await withHubSocket(port: http.port, session: session) { socketID in
                 let cookie = Self.cookie(session)
                 let unknown = Self.email()
@@ -675,7 +675,7 @@ final class RawHubSocket: @unchecked Sendable {
     @Test func noUserAnswersOfVerifySpendTheClientsFailureQuota() async throws {
         let harness = try V1Harness { _, prefix in Self.meteredYAML(prefix: prefix, conceal: false, failures: 3) }
         try await harness.run { http in
-            let session = OTPEngine.newHubSession()
+            let session = HubSessions.newSession()
             try await withHubSocket(port: http.port, session: session) { socketID in
                 var statuses: [Int] = []
                 for _ in 0..<5 {
@@ -696,7 +696,7 @@ final class RawHubSocket: @unchecked Sendable {
         let email = Self.email()
         try await harness.importUsers([email], app: "hub")
         try await harness.run { http in
-            let session = OTPEngine.newHubSession()
+            let session = HubSessions.newSession()
             try await withHubSocket(port: http.port, session: session) { socketID in
                 let cookie = Self.cookie(session)
                 func setPassword(_ password: String) async throws -> HTTP.Reply {
@@ -739,18 +739,18 @@ final class RawHubSocket: @unchecked Sendable {
         try await harness.importUsers([email], app: "hub")
         try await harness.withEngine { engine in
             let ip = "10.9.1.1"
-            let send = try await engine.hubSend(appID: "hub", email: email, method: .numeric, clientIP: ip)
+            let send = try await HubSessions(engine: engine).send(appID: "hub", email: email, method: .numeric, clientIP: ip)
             let code = try #require(harness.capture.lastCode(to: email))
             let wrong = code == "000000" ? "111111" : "000000"
-            let proof = try await engine.hubVerify(appID: "hub", email: email, code: code, secret: send.secret, clientIP: ip).secret
+            let proof = try await HubSessions(engine: engine).verify(appID: "hub", email: email, code: code, secret: send.secret, clientIP: ip).secret
             // max_attempts 3: three wrong codes spend the code (3 of the client's 6 failures).
             for _ in 0..<3 {
-                _ = try? await engine.hubVerify(appID: "hub", email: email, code: wrong, secret: send.secret, clientIP: ip)
+                _ = try? await HubSessions(engine: engine).verify(appID: "hub", email: email, code: wrong, secret: send.secret, clientIP: ip)
             }
             var answers: [String] = []
             for _ in 0..<10 {
                 do throws(OTPError) {
-                    _ = try await engine.hubSetPassword(
+                    _ = try await HubSessions(engine: engine).setPassword(
                         appID: "hub", userID: send.userID, code: code, secret: proof, password: "a-new-password", clientIP: ip)
                     answers.append("set")
                 } catch {
@@ -766,19 +766,19 @@ final class RawHubSocket: @unchecked Sendable {
 
             // A new code: a wrong one and a wrong secret hash nothing; the right pair hashes once.
             let other = "10.9.2.2"
-            let again = try await engine.hubSend(appID: "hub", email: email, method: .numeric, clientIP: other)
+            let again = try await HubSessions(engine: engine).send(appID: "hub", email: email, method: .numeric, clientIP: other)
             let code2 = try #require(harness.capture.lastCode(to: email))
-            let proof2 = try await engine.hubVerify(appID: "hub", email: email, code: code2, secret: again.secret, clientIP: other).secret
+            let proof2 = try await HubSessions(engine: engine).verify(appID: "hub", email: email, code: code2, secret: again.secret, clientIP: other).secret
             let wrong2 = code2 == "000000" ? "111111" : "000000"
             for (guess, secret) in [(wrong2, proof2), (code2, "forged")] {
                 do {
-                    _ = try await engine.hubSetPassword(
+                    _ = try await HubSessions(engine: engine).setPassword(
                         appID: "hub", userID: again.userID, code: guess, secret: secret, password: "a-new-password", clientIP: other)
                     Issue.record("set_password accepted a wrong code or secret")
                 } catch {}
             }
             #expect(engine.passwordHasher.computations == 0)
-            _ = try await engine.hubSetPassword(
+            _ = try await HubSessions(engine: engine).setPassword(
                 appID: "hub", userID: again.userID, code: code2, secret: proof2, password: "a-new-password", clientIP: other)
             #expect(engine.passwordHasher.computations == 1)
         }
@@ -789,7 +789,7 @@ final class RawHubSocket: @unchecked Sendable {
     @Test func sendToAnUnknownEmailIsNoUserAndCreatesNothing() async throws {
         let harness = try V1Harness { _, prefix in hubYAML(redisURL: nil, prefix: prefix) }
         try await harness.run { http in
-            let session = OTPEngine.newHubSession()
+            let session = HubSessions.newSession()
             try await withHubSocket(port: http.port, session: session) { socketID in
                 let email = Self.email()
                 let reply = try await http.post(
@@ -826,7 +826,7 @@ final class RawHubSocket: @unchecked Sendable {
             #expect(reason.hasPrefix("too-many-sockets; retry after") && seconds > 3500 && seconds <= 3601, "\(reason)")
             // The real client cannot open one either; once a socket closes, its place is free.
             await #expect(throws: (any Error).self) {
-                try await withHubSocket(port: http.port, session: OTPEngine.newHubSession()) { _ in 0 }
+                try await withHubSocket(port: http.port, session: HubSessions.newSession()) { _ in 0 }
             }
             sockets.removeFirst().close()
             var reopened = false

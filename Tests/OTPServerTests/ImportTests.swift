@@ -33,7 +33,7 @@ struct ImportTests {
     func run(_ harness: V1Harness, _ file: String) async throws -> (ImportSummary, [String]) {
         let report = Report()
         let summary = try await harness.withEngine { engine in
-            try await engine.importUsers(appID: "site", file: Array(file.utf8)) { report.add($0, $1) }
+            try await UserImporter(engine: engine).run(appID: "site", file: Array(file.utf8)) { report.add($0, $1) }
         }
         return (summary, report.all)
     }

@@ -69,9 +69,9 @@ extension V1Harness {
     /// Sets a password through the engine's reset flow (for apps not bound to /auth/otp).
     func storePassword(app: String, email: String, password: String, codeLength: Int = 6) async throws {
         try await withEngine { engine in
-            _ = try await engine.sendPasswordReset(appID: app, email: email, clientIP: nil)
+            _ = try await Passwords(engine: engine).sendReset(appID: app, email: email, clientIP: nil)
             let code = try #require(capture.lastCode(to: email, length: codeLength))
-            try await engine.resetPassword(appID: app, email: email, code: code, newPassword: password)
+            try await Passwords(engine: engine).reset(appID: app, email: email, code: code, newPassword: password)
         }
     }
 
@@ -82,7 +82,7 @@ extension V1Harness {
 
     func importUsers(_ emails: [String], app: String, engine: OTPEngine) async throws {
         let file = emails.map { #"{"email": "\#($0)", "status": "active"}"# }.joined(separator: "\n")
-        let summary = try await engine.importUsers(appID: app, file: Array(file.utf8)) { line, reason in
+        let summary = try await UserImporter(engine: engine).run(appID: app, file: Array(file.utf8)) { line, reason in
             Issue.record("line \(line): \(reason)")
         }
         #expect(summary.created == emails.count)
@@ -299,14 +299,14 @@ struct PasswordTests {
         let harness = try V1Harness { passwordYAML(redisURL: nil, prefix: $1) }
         try await harness.withEngine { engine in
             #expect(throws: OTPError.invalidPassword("the password must be at least 10 characters long")) {
-                try engine.checkNewPassword("nine-char", appID: "roomy")
+                try Passwords(engine: engine).checkNewPassword("nine-char", appID: "roomy")
             }
-            try engine.checkNewPassword("ten-chars!", appID: "roomy")
-            try engine.checkNewPassword("eight-ch", appID: "reset")
+            try Passwords(engine: engine).checkNewPassword("ten-chars!", appID: "roomy")
+            try Passwords(engine: engine).checkNewPassword("eight-ch", appID: "reset")
             // Characters, not bytes: eight emoji are eight characters.
-            try engine.checkNewPassword(String(repeating: "🔑", count: 8), appID: "reset")
-            try engine.checkNewPassword(String(repeating: "x", count: 1024), appID: "reset")
-            #expect(throws: OTPError.self) { try engine.checkNewPassword(String(repeating: "x", count: 1025), appID: "reset") }
+            try Passwords(engine: engine).checkNewPassword(String(repeating: "🔑", count: 8), appID: "reset")
+            try Passwords(engine: engine).checkNewPassword(String(repeating: "x", count: 1024), appID: "reset")
+            #expect(throws: OTPError.self) { try Passwords(engine: engine).checkNewPassword(String(repeating: "x", count: 1025), appID: "reset") }
         }
     }
 
@@ -322,21 +322,21 @@ struct PasswordTests {
             let login = try await http.post("/v1/apps/roomy/login/otp", ["identifier": email])
             let otpID = try #require(login.json["otp_id"] as? String)
             let signInCode = try #require(harness.capture.lastCode(to: email))
-            _ = try await engine.sendPasswordReset(appID: "roomy", email: email, clientIP: nil)
+            _ = try await Passwords(engine: engine).sendReset(appID: "roomy", email: email, clientIP: nil)
             let resetCode = try #require(harness.capture.lastCode(to: email))
             try #require(resetCode != signInCode)
             // The reset code on v1 activate: wrong. The sign-in code as a reset code: wrong.
             let activate = try await http.post("/v1/apps/roomy/otp/activate", ["otp_id": otpID, "otp": resetCode])
             #expect(activate.status == 401 && activate.code == "invalid_otp")
             await #expect(throws: OTPError.invalidOTP(attemptsRemaining: 4)) {
-                try await engine.resetPassword(appID: "roomy", email: email, code: signInCode, newPassword: "long-enough-pw")
+                try await Passwords(engine: engine).reset(appID: "roomy", email: email, code: signInCode, newPassword: "long-enough-pw")
             }
             // A reset otp_id is refused by activate whatever its code.
             let forged = otpID.split(separator: ".")[0] + ".r" + String(otpID.split(separator: ".")[1].dropFirst())
             #expect(try await http.post("/v1/apps/roomy/otp/activate", ["otp_id": String(forged), "otp": resetCode]).status == 404)
             // Each still works for its own purpose.
             #expect(try await http.post("/v1/apps/roomy/otp/activate", ["otp_id": otpID, "otp": signInCode]).status == 200)
-            try await engine.resetPassword(appID: "roomy", email: email, code: resetCode, newPassword: "long-enough-pw")
+            try await Passwords(engine: engine).reset(appID: "roomy", email: email, code: resetCode, newPassword: "long-enough-pw")
             #expect(try await http.post("/v1/apps/roomy/login/password", ["identifier": email, "password": "long-enough-pw"]).status == 200)
           }
         }

@@ -38,13 +38,13 @@ struct ThirdReviewTests {
         let email = Self.email()
         try await harness.importUsers([email])
         try await harness.withEngine { engine in
-            _ = try await engine.sendPasswordReset(appID: "reset", email: email, clientIP: "10.9.1.1")
+            _ = try await Passwords(engine: engine).sendReset(appID: "reset", email: email, clientIP: "10.9.1.1")
             let code = try #require(harness.capture.lastCode(to: email, length: 5))
             let wrong = PasswordTests.otherCode(than: code)
             var answers: [String] = []
             for _ in 0..<12 {
                 do {
-                    try await engine.resetPassword(
+                    try await Passwords(engine: engine).reset(
                         appID: "reset", email: email, code: wrong, newPassword: "a-new-password", clientIP: "10.9.1.1")
                     answers.append("reset")
                 } catch let error as OTPError {
@@ -62,7 +62,7 @@ struct ThirdReviewTests {
             #expect(answers == ["wrong", "wrong", "wrong", "dead", "dead", "dead"] + Array(repeating: "429", count: 6), "\(answers)")
             // The right code is dead too (from another client), and nothing was ever hashed.
             do {
-                try await engine.resetPassword(appID: "reset", email: email, code: code, newPassword: "a-new-password", clientIP: "10.9.2.2")
+                try await Passwords(engine: engine).reset(appID: "reset", email: email, code: code, newPassword: "a-new-password", clientIP: "10.9.2.2")
                 Issue.record("the right code reset the password after its attempts were spent")
             } catch let error as OTPError {
                 guard case .otpExhausted = error else { Issue.record("\(error)"); return }
@@ -77,14 +77,14 @@ struct ThirdReviewTests {
         let email = Self.email()
         try await harness.importUsers([email])
         try await harness.withEngine { engine in
-            _ = try await engine.sendPasswordReset(appID: "reset", email: email, clientIP: nil)
+            _ = try await Passwords(engine: engine).sendReset(appID: "reset", email: email, clientIP: nil)
             let code = try #require(harness.capture.lastCode(to: email, length: 5))
             do {
-                try await engine.resetPassword(appID: "reset", email: email, code: PasswordTests.otherCode(than: code), newPassword: "a-new-password")
+                try await Passwords(engine: engine).reset(appID: "reset", email: email, code: PasswordTests.otherCode(than: code), newPassword: "a-new-password")
                 Issue.record("a wrong code reset the password")
             } catch {}
             #expect(engine.passwordHasher.computations == 0)
-            try await engine.resetPassword(appID: "reset", email: email, code: code, newPassword: "a-new-password")
+            try await Passwords(engine: engine).reset(appID: "reset", email: email, code: code, newPassword: "a-new-password")
             #expect(engine.passwordHasher.computations == 1)
         }
     }

@@ -10,6 +10,8 @@ import OTPCrypto
 /// A thin adapter: authenticate, decode, call the engine, encode.
 struct ChannelAPIController {
     let engine: OTPEngine
+    /// The channel API's codes, over the engine (a view, nothing stored).
+    var codes: ChannelCodes { ChannelCodes(engine: engine) }
     let credentials: BasicCredentials
 
     func addRoutes(to router: Router<OTPRequestContext>) {
@@ -48,7 +50,7 @@ struct ChannelAPIController {
         } else {
             text = try Self.require(body.message, "message")
         }
-        try await engine.sendChannelCode(
+        try await codes.send(
             .init(code: body.password, lifetimeSeconds: body.lifetime, subject: body.subject, text: text),
             channel: channel, to: destination)
         var json = JSONWriter()
@@ -72,7 +74,7 @@ struct ChannelAPIController {
         try credentials.check(request)
         let body = try await request.decodeJSONOrQuery(as: CheckBody.self, context: context)
         let destination = try Self.destination(channel, phone: body.phone, email: body.email, chatID: body.chatID)
-        let valid = try await engine.checkChannelCode(body.password, channel: channel, for: destination)
+        let valid = try await codes.check(body.password, channel: channel, for: destination)
         var json = JSONWriter()
         json.field("valid", valid)
         return json.response(status: valid ? .ok : .notFound)
@@ -80,19 +82,19 @@ struct ChannelAPIController {
 
     static func destination(
         _ channel: DeliveryChannel, phone: String?, email: String?, chatID: ChatID?
-    ) throws -> OTPEngine.ChannelDestination {
+    ) throws -> ChannelCodes.Destination {
         switch channel {
         case .sms, .call:
-            return try OTPEngine.ChannelDestination.parse(require(phone, "phone"), as: .phone)
+            return try ChannelCodes.Destination.parse(require(phone, "phone"), as: .phone)
         case .email:
-            return try OTPEngine.ChannelDestination.parse(require(email, "email"), as: .email)
+            return try ChannelCodes.Destination.parse(require(email, "email"), as: .email)
         case .telegram:
             if let chatID {
                 guard phone == nil else { throw APIError.badRequest("send chat_id or phone, not both", code: "invalid_field") }
-                return try OTPEngine.ChannelDestination.parse(chatID.value, as: .chat)
+                return try ChannelCodes.Destination.parse(chatID.value, as: .chat)
             }
             guard let phone else { throw APIError.badRequest("missing required field 'chat_id' (or 'phone')", code: "invalid_field") }
-            return try OTPEngine.ChannelDestination.parse(phone, as: .phone)
+            return try ChannelCodes.Destination.parse(phone, as: .phone)
         }
     }
 

@@ -27,6 +27,8 @@ import Synchronization
 /// refused upgrade with an empty 400.)
 struct HubController {
     let engine: OTPEngine
+    /// The hub's sockets and codes, over the engine (a view, nothing stored).
+    var hub: HubSessions { HubSessions(engine: engine) }
     let metrics: ServerMetrics
     let clientAddress: ClientAddress
     let appID: String
@@ -67,7 +69,7 @@ struct HubController {
     /// carries no session of the right shape.
     func session(for request: HTTPRequest) -> (session: String, headers: HTTPFields) {
         if let sent = Self.session(in: request.headerFields) { return (sent, [:]) }
-        let session = OTPEngine.newHubSession()
+        let session = HubSessions.newSession()
         var headers: HTTPFields = [:]
         headers[.setCookie] = "\(Self.cookieName)=\(session); Path=/-/; HttpOnly; SameSite=Strict\(secureCookie ? "; Secure" : "")"
         return (session, headers)
@@ -80,12 +82,12 @@ struct HubController {
         _ request: HTTPRequest, channel: any Channel
     ) async -> ShouldUpgradeResult<WebSocketDataHandler<HTTP1WebSocketUpgradeChannel.Context>> {
         guard Self.isUpgradeRequest(request) else { return .dontUpgrade }
-        let socketID = OTPEngine.newSocketID()
+        let socketID = HubSessions.newSocketID()
         let (session, headers) = session(for: request)
-        let lease: OTPEngine.HubSocketLease
+        let lease: HubSessions.SocketLease
         do {
             let clientIP = clientAddress.resolve(headers: request.headerFields, peer: channel.remoteAddress)
-            switch try await engine.openHubSocket(
+            switch try await hub.openSocket(
                 appID: appID, socketID: socketID, clientIP: clientIP, maxSeconds: socketMaxSeconds, cap: socketsPerIP)
             {
             case .opened(let opened): lease = opened
@@ -99,17 +101,17 @@ struct HubController {
                 try await outbound.close(.unexpectedServerError, reason: "storage unavailable")
             }
         }
-        let (engine, appID, socketMaxSeconds) = (engine, appID, socketMaxSeconds)
+        let (hub, appID, socketMaxSeconds) = (hub, appID, socketMaxSeconds)
         return .upgrade(headers) { inbound, outbound, context in
             do {
-                guard try await engine.bindHubSocket(appID: appID, socketID: socketID, session: session) else {
-                    await engine.releaseHubSocket(lease)
+                guard try await hub.bindSocket(appID: appID, socketID: socketID, session: session) else {
+                    await hub.releaseSocket(lease)
                     try await outbound.close(.unexpectedServerError, reason: "socket id taken")
                     return
                 }
             } catch {
                 context.logger.warning("hub socket not bound", metadata: ["error": "\(error)"])
-                await engine.releaseHubSocket(lease)
+                await hub.releaseSocket(lease)
                 try await outbound.close(.unexpectedServerError, reason: "storage unavailable")
                 return
             }
@@ -121,10 +123,10 @@ struct HubController {
                 // renewal is retried next time. A place lost and taken meanwhile closes the socket.
                 group.addTask {
                     while !Task.isCancelled {
-                        try? await Task.sleep(for: .seconds(OTPEngine.hubSocketRenewSeconds))
+                        try? await Task.sleep(for: .seconds(HubSessions.socketRenewSeconds))
                         if Task.isCancelled { return }
-                        _ = try? await engine.bindHubSocket(appID: appID, socketID: socketID, session: session)
-                        if await !engine.renewHubSocket(lease) {
+                        _ = try? await hub.bindSocket(appID: appID, socketID: socketID, session: session)
+                        if await !hub.renewSocket(lease) {
                             try? await outbound.close(.policyViolation, reason: "too many sockets from this address")
                             return
                         }
@@ -134,8 +136,8 @@ struct HubController {
                 group.addTask {
                     try? await Task.sleep(for: .seconds(socketMaxSeconds))
                     if Task.isCancelled { return }
-                    await engine.closeHubSocket(appID: appID, socketID: socketID, session: session)
-                    await engine.releaseHubSocket(lease)
+                    await hub.closeSocket(appID: appID, socketID: socketID, session: session)
+                    await hub.releaseSocket(lease)
                     try? await outbound.close(.normalClosure, reason: "socket_max_seconds reached: open a new socket")
                 }
                 // Messages from the browser carry nothing; reading them answers pings and closes.
@@ -144,8 +146,8 @@ struct HubController {
                 } catch {}
                 group.cancelAll()
             }
-            await engine.closeHubSocket(appID: appID, socketID: socketID, session: session)
-            await engine.releaseHubSocket(lease)
+            await hub.closeSocket(appID: appID, socketID: socketID, session: session)
+            await hub.releaseSocket(lease)
         }
     }
 
@@ -156,7 +158,7 @@ struct HubController {
                 let parts = pair.split(separator: "=", maxSplits: 1)
                 guard parts.count == 2, parts[0].trimmingASCIIWhitespace() == cookieName else { continue }
                 let value = parts[1].trimmingASCIIWhitespace()
-                if OTPEngine.isHubSession(value) { return value }
+                if HubSessions.isSession(value) { return value }
             }
         }
         return nil
@@ -168,7 +170,7 @@ struct HubController {
         guard let session = Self.session(in: request.headers) else {
             throw HubDialect.Failure(.unauthorized, code, "no hub session cookie: open the WebSocket at /-/ws first")
         }
-        guard try await engine.isHubSocketBound(appID: appID, socketID: socketID, session: session) else {
+        guard try await hub.isSocketBound(appID: appID, socketID: socketID, session: session) else {
             throw HubDialect.Failure(.unauthorized, code, "socket_id is not an open socket of this session")
         }
     }
@@ -188,10 +190,9 @@ struct HubController {
     @Sendable func send(_ request: Request, _ context: OTPRequestContext) async throws -> Response {
         let body = try await request.decodeJSON(as: SendBody.self, context: context)
         try await requireSocket(request, socketID: body.socketID, code: "INVALID_SOCKET")
-        let result = try await engine.hubSend(
+        let result = try await hub.send(
             appID: appID, email: body.email, method: body.method == "otp" ? .numeric : .unambiguous,
             clientIP: clientAddress.resolve(request, context: context))
-        if result.sent { metrics.recordSend(app: appID, channel: "email") }
         var user = JSONWriter()
         user.field("uid", result.userID)
         user.field("email", result.email)
@@ -218,7 +219,7 @@ struct HubController {
     @Sendable func verify(_ request: Request, _ context: OTPRequestContext) async throws -> Response {
         let body = try await request.decodeJSON(as: VerifyBody.self, context: context)
         try await requireSocket(request, socketID: body.socketID, code: "no-socket")
-        let result = try await engine.hubVerify(
+        let result = try await hub.verify(
             appID: appID, email: body.email, code: body.code, secret: body.secret,
             clientIP: clientAddress.resolve(request, context: context))
         var json = JSONWriter()
@@ -246,15 +247,13 @@ struct HubController {
         let body = try await request.decodeJSON(as: SetPasswordBody.self, context: context)
         try await requireSocket(request, socketID: body.socketID, code: "no-socket")
         let clientIP = clientAddress.resolve(request, context: context)
-        let result = try await metrics.judging(app: appID, in: engine) {
-            try await engine.hubSetPassword(
-                appID: appID, userID: body.uid, code: body.code, secret: body.secret, password: body.password, clientIP: clientIP)
-        }
+        let result = try await hub.setPassword(
+            appID: appID, userID: body.uid, code: body.code, secret: body.secret, password: body.password, clientIP: clientIP)
         var json = JSONWriter()
         json.field("uid", result.user.id)
         json.field("auth_token", result.authToken)
         json.field("refresh_token", result.refreshToken)
-        json.field("expires_in", try engine.app(appID).config.tokens.accessTTLSeconds)
+        json.field("expires_in", result.expiresIn)
         return json.tokenResponse()
     }
 }

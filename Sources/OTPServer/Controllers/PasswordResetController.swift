@@ -10,6 +10,8 @@ import OTPCore
 /// errors included. A thin adapter: decode, call the engine, encode.
 struct PasswordResetController {
     let engine: OTPEngine
+    /// Passwords, over the engine (a view, nothing stored).
+    var passwords: Passwords { Passwords(engine: engine) }
     let appID: String
     let metrics: ServerMetrics
     let clientAddress: ClientAddress
@@ -43,16 +45,13 @@ struct PasswordResetController {
         switch body.action {
         case "create":
             let email = try Self.require(body.email, "email")
-            let result = try await engine.sendPasswordReset(appID: appID, email: email, clientIP: clientIP)
-            metrics.recordSend(app: appID, result)
+            let result = try await passwords.sendReset(appID: appID, email: email, clientIP: clientIP)
             return ResetReply(.ok, Self.sent).response()
         case "validate":
             let email = try Self.require(body.email, "email")
             let otp = try Self.require(body.otp, "otp")
             let password = try Self.require(body.newPassword, "new_password")
-            try await metrics.judging(app: appID, in: engine) {
-                try await engine.resetPassword(appID: appID, email: email, code: otp, newPassword: password, clientIP: clientIP)
-            }
+            try await passwords.reset(appID: appID, email: email, code: otp, newPassword: password, clientIP: clientIP)
             return ResetReply(.ok, Self.reset).response()
         default:
             throw ResetReply(.badRequest, Self.invalidAction)

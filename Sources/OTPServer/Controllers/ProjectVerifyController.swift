@@ -32,10 +32,9 @@ struct ProjectVerifyController {
 
     @Sendable func send(_ request: Request, _ context: OTPRequestContext) async throws -> Response {
         let body = try await request.decodeJSON(as: SendBody.self, context: context)
-        let result = try await engine.send(
+        _ = try await engine.send(
             .init(identifier: body.identifier, channel: body.channel, clientIP: clientAddress.resolve(request, context: context)),
             appID: body.projectId, mode: .signIn)
-        metrics.recordSend(app: body.projectId, result)
         var json = JSONWriter()
         json.field("message", "OTP sent successfully")
         return json.response()
@@ -51,9 +50,7 @@ struct ProjectVerifyController {
         let body = try await request.decodeJSON(as: VerifyBody.self, context: context)
         let appID = body.projectId
         let clientIP = clientAddress.resolve(request, context: context)
-        let result = try await metrics.judging(app: appID, in: engine) {
-            try await engine.activate(appID: appID, identifier: body.identifier, code: body.otp, clientIP: clientIP)
-        }
+        let result = try await engine.activate(appID: appID, identifier: body.identifier, code: body.otp, clientIP: clientIP)
         var user = JSONWriter()
         user.field("_id", result.user.id)
         user.field("email", result.user.email)
@@ -63,7 +60,7 @@ struct ProjectVerifyController {
         json.field("message", "OTP verified successfully")
         json.field("token", result.authToken)
         json.field("refreshToken", result.refreshToken)
-        json.field("expiresIn", try engine.app(appID).config.tokens.accessTTLSeconds)
+        json.field("expiresIn", result.expiresIn)
         json.field("user", user)
         return json.tokenResponse()
     }

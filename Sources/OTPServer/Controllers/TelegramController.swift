@@ -11,6 +11,8 @@ import OTPCrypto
 /// (`POST /telegram/gateway/callback`). A thin adapter over the engine.
 struct TelegramController {
     let engine: OTPEngine
+    /// The Telegram bot, over the engine (a view, nothing stored).
+    var bot: TelegramBot { TelegramBot(engine: engine) }
     let metrics: ServerMetrics
     /// The bot's reply queue, a service of the app; without it the webhook is not served.
     let replies: TelegramReplies?
@@ -73,7 +75,7 @@ struct TelegramController {
             metrics.recordBotUpdate(outcome: "not_private")
             return Self.ok()
         }
-        switch try await engine.botUpdate(updateID: update.updateID, chatID: message.chat.id) {
+        switch try await bot.handleUpdate(updateID: update.updateID, chatID: message.chat.id) {
         case .reply(let reply):
             // Sent after this 200: Telegram waits for the answer and redelivers when it is slow.
             if replies.enqueue(reply) { metrics.recordBotUpdate(outcome: "code_sent") }
@@ -112,14 +114,14 @@ struct TelegramController {
             guard let appID = body.appID else {
                 throw APIError.badRequest("missing required field 'app_id' (needed with a Bearer token)", code: "invalid_field")
             }
-            let chat = try await engine.linkTelegram(
+            let chat = try await bot.link(
                 appID: appID, accessToken: bearerToken, code: body.password,
                 clientIP: clientAddress.resolve(request, context: context))
             json.field("chat_id", Int(chat))
             json.field("linked", true)
             return json.response()
         }
-        guard let chat = try await engine.takeBotCode(body.password) else { throw OTPError.botCodeNotFound }
+        guard let chat = try await bot.takeCode(body.password) else { throw OTPError.botCodeNotFound }
         json.field("chat_id", Int(chat))
         return json.response()
     }
@@ -159,10 +161,10 @@ struct TelegramController {
             throw APIError.badRequest("the report is not a Gateway RequestStatus object", code: "invalid_json")
         }
         // A replay inside the signature's window: 200 (Telegram stops retrying), not counted again.
-        guard try await engine.isNewGatewayReport(timestamp: request.headers[Self.timestampHeader] ?? "", body: body.readableBytesView) else {
+        guard try await bot.isNewGatewayReport(timestamp: request.headers[Self.timestampHeader] ?? "", body: body.readableBytesView) else {
             return Self.ok()
         }
-        let status = report.deliveryStatus.map(\.status).flatMap { OTPEngine.gatewayStatuses.contains($0) ? $0 : nil } ?? "other"
+        let status = report.deliveryStatus.map(\.status).flatMap { TelegramBot.gatewayStatuses.contains($0) ? $0 : nil } ?? "other"
         metrics.recordGatewayReport(status: status)
         // By the OTP reference (the payload otpd sent), never the code; unknown ones are only logged.
         logger.info(

@@ -8,6 +8,8 @@ import OTPCrypto
 /// A thin adapter: decode, call the engine, encode.
 struct V1Controller {
     let engine: OTPEngine
+    /// Passwords, over the engine (a view, nothing stored).
+    var passwords: Passwords { Passwords(engine: engine) }
     let metrics: ServerMetrics
     let clientAddress: ClientAddress
 
@@ -52,7 +54,6 @@ struct V1Controller {
                 lastName: body.lastName, clientIP: clientAddress.resolve(request, context: context),
                 idempotencyKey: try Self.idempotencyKey(request)),
             appID: appID, mode: mode)
-        metrics.recordSend(app: appID, result)
         var json = JSONWriter()
         json.field("otp_id", result.otpID)
         json.field("channel", result.channel.rawValue)
@@ -86,9 +87,7 @@ struct V1Controller {
         let appID = try context.parameters.require("app_id")
         let body = try await request.decodeJSON(as: ActivateBody.self, context: context)
         let clientIP = clientAddress.resolve(request, context: context)
-        let result = try await metrics.judging(app: appID, in: engine) {
-            try await engine.activate(appID: appID, otpID: body.otpID, code: body.otp, clientIP: clientIP)
-        }
+        let result = try await engine.activate(appID: appID, otpID: body.otpID, code: body.otp, clientIP: clientIP)
         return Self.authResponse(result)
     }
 
@@ -100,7 +99,7 @@ struct V1Controller {
     @Sendable func loginWithPassword(_ request: Request, _ context: OTPRequestContext) async throws -> Response {
         let appID = try context.parameters.require("app_id")
         let body = try await request.decodeJSON(as: PasswordBody.self, context: context)
-        let result = try await engine.signInWithPassword(
+        let result = try await passwords.signIn(
             appID: appID, identifier: body.identifier, password: body.password,
             clientIP: clientAddress.resolve(request, context: context))
         return Self.authResponse(result)

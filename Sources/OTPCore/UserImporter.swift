@@ -23,7 +23,11 @@ public struct ImportSummary: Sendable, Hashable, CustomStringConvertible {
     public var description: String { "created \(created), existing \(existing), rejected \(rejected)" }
 }
 
-extension OTPEngine {
+public struct UserImporter: Sendable {
+    let engine: OTPEngine
+
+    public init(engine: OTPEngine) { self.engine = engine }
+
     /// Records validated before they are stored (the report stays in the file's order).
     static let importBatchSize = 2000
 
@@ -36,12 +40,12 @@ extension OTPEngine {
     /// else the phone; both are validated exactly as the API validates them. An `active` user
     /// is permanent; an `unverified` one expires like a fresh registration (a day after the
     /// import) unless it signs in before.
-    public func importUsers(
+    public func run(
         appID: String, file: [UInt8], now: Int? = nil, rejected: (Int, String) -> Void
     ) async throws(OTPError) -> ImportSummary {
-        let app = try app(appID)
-        let now = now ?? Self.now()
-        try await loadScripts()
+        let app = try engine.app(appID)
+        let now = now ?? engine.now()
+        try await engine.loadScripts()
         var summary = ImportSummary()
         var reader = UserExportReader(file)
         var batch: [OTPStore.ImportedUser] = []
@@ -87,7 +91,7 @@ extension OTPEngine {
                     var counts = (created: 0, existing: 0)
                     for index in stride(from: worker, to: batch.count, by: workers) {
                         do throws(OTPError) {
-                            if try await store.importUser(batch[index]) { counts.created += 1 } else { counts.existing += 1 }
+                            if try await engine.store.importUser(batch[index]) { counts.created += 1 } else { counts.existing += 1 }
                         } catch {
                             return .failure(error)
                         }
@@ -141,16 +145,16 @@ extension OTPEngine {
             }
             createdAt = seconds
         }
-        let names = SendRequest(identifier: identifier.value, firstName: value("first_name"), lastName: value("last_name"))
+        let names = OTPEngine.SendRequest(identifier: identifier.value, firstName: value("first_name"), lastName: value("last_name"))
         do {
-            try checkNames(names)
+            try engine.checkNames(names)
         } catch {
             if case .invalidField(let name, let reason) = error { return .failure("\(name) \(reason)") }
             return .failure("\(error)")
         }
         return .success(
             OTPStore.ImportedUser(
-                app: app.id, userID: userID(app: app.id, identifier: identifier), identifier: identifier,
+                app: app.id, userID: engine.userID(app: app.id, identifier: identifier), identifier: identifier,
                 phone: email != nil ? phone?.value : nil, firstName: names.firstName ?? "", lastName: names.lastName ?? "",
                 active: active, createdAt: createdAt,
                 unverifiedTTLSeconds: OTPStore.unverifiedUserTTLSeconds(otpTTLSeconds: app.config.otp.ttlSeconds)))
