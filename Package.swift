@@ -167,7 +167,9 @@ let package = Package(
         ),
         .testTarget(
             name: "OTPCoreTests",
-            dependencies: ["OTPCore", "Delivery", "OTPTestSupport", "RedisClient"],
+            dependencies: [
+                "OTPCore", "Delivery", "OTPTestSupport", "RedisClient", .product(name: "Yams", package: "Yams"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

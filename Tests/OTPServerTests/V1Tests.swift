@@ -54,6 +54,28 @@ struct V1Tests {
         }
     }
 
+    /// The engine tells the metrics of every send and every judged code (`onOutcome`); the
+    /// composition root wires it, so a surface that forgot to count could not exist.
+    @Test func sendsAndVerificationsAreCountedOnMetrics() async throws {
+        let harness = try V1Harness()
+        try await harness.run { http in
+            let email = Self.email()
+            let send = try await http.post("/v1/apps/t/register/otp", ["identifier": email])
+            let otpID = try #require(send.json["otp_id"] as? String)
+            let code = try #require(harness.capture.lastCode(to: email))
+            let wrong = String(format: "%06d", (Int(code)! + 1) % 1_000_000)
+            #expect(try await http.post("/v1/apps/t/otp/activate", ["otp_id": otpID, "otp": wrong]).status == 401)
+            #expect(try await http.post("/v1/apps/t/otp/activate", ["otp_id": otpID, "otp": code]).status == 200)
+            // An app no configuration names is no label.
+            _ = try await http.post("/v1/apps/nosuchapp/otp/activate", ["otp_id": otpID, "otp": code])
+            let metrics = try await http.get("/metrics").body
+            #expect(metrics.contains(#"otpd_otp_sent_total{app="t",channel="email"} 1"#), "\(metrics)")
+            #expect(metrics.contains(#"otpd_otp_verifications_total{app="t",outcome="invalid"} 1"#))
+            #expect(metrics.contains(#"otpd_otp_verifications_total{app="t",outcome="success"} 1"#))
+            #expect(!metrics.contains("nosuchapp"))
+        }
+    }
+
     @Test func theTokenIsAStandardHS256JWT() async throws {
         let harness = try V1Harness()
         try await harness.run { http in
