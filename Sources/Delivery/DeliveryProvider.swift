@@ -24,13 +24,8 @@ public struct OutboundMessage: Sendable, Hashable {
         channel: DeliveryChannel, to: String, subject: String? = nil, text: String, reference: String? = nil,
         code: String? = nil, ttlSeconds: Int? = nil
     ) {
-        self.channel = channel
-        self.to = to
-        self.subject = subject
-        self.text = text
-        self.reference = reference
-        self.code = code
-        self.ttlSeconds = ttlSeconds
+        (self.channel, self.to, self.subject, self.text, self.reference, self.code, self.ttlSeconds)
+            = (channel, to, subject, text, reference, code, ttlSeconds)
     }
 }
 

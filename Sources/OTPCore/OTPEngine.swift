@@ -142,13 +142,8 @@ public final class OTPEngine: Sendable {
             identifier: String, channel: String? = nil, language: String? = nil, firstName: String? = nil,
             lastName: String? = nil, clientIP: String? = nil, idempotencyKey: String? = nil
         ) {
-            self.identifier = identifier
-            self.channel = channel
-            self.language = language
-            self.firstName = firstName
-            self.lastName = lastName
-            self.clientIP = clientIP
-            self.idempotencyKey = idempotencyKey
+            (self.identifier, self.channel, self.language, self.firstName, self.lastName, self.clientIP, self.idempotencyKey)
+                = (identifier, channel, language, firstName, lastName, clientIP, idempotencyKey)
         }
     }
 

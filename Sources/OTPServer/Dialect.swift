@@ -63,3 +63,40 @@ struct DialectMiddleware<D: Dialect>: RouterMiddleware {
         }
     }
 }
+
+/// A surface's error answer: a status, headers, and a body of two strings, the failure's code
+/// and its message, under the field names and in the order the surface's clients read them.
+struct CodedFailure: HTTPResponseError {
+    enum Layout: Sendable {
+        /// `{"error": code, "message": …}` (the hub).
+        case errorThenMessage
+        /// `{"message": …, "code": code}` (project verify).
+        case messageThenCode
+    }
+
+    var status: HTTPResponse.Status
+    var code: String
+    var message: String
+    var headers: HTTPFields
+    var layout: Layout
+
+    init(
+        _ status: HTTPResponse.Status, _ code: String, _ message: String, headers: HTTPFields = [:],
+        layout: Layout = .errorThenMessage
+    ) {
+        (self.status, self.code, self.message, self.headers, self.layout) = (status, code, message, headers, layout)
+    }
+
+    func response(from request: Request, context: some RequestContext) throws -> Response {
+        var json = JSONWriter()
+        switch layout {
+        case .errorThenMessage:
+            json.field("error", code)
+            json.field("message", message)
+        case .messageThenCode:
+            json.field("message", message)
+            json.field("code", code)
+        }
+        return json.response(status: status, headers: headers)
+    }
+}

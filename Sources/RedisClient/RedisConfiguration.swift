@@ -14,13 +14,8 @@ public struct RedisConfiguration: Sendable, Hashable {
         host: String = "127.0.0.1", port: Int = 6379, username: String? = nil, password: String? = nil,
         database: Int = 0, timeoutMilliseconds: Int = 500, poolSize: Int = 2
     ) {
-        self.host = host
-        self.port = port
-        self.username = username
-        self.password = password
-        self.database = database
-        self.timeoutMilliseconds = timeoutMilliseconds
-        self.poolSize = poolSize
+        (self.host, self.port, self.username, self.password, self.database, self.timeoutMilliseconds, self.poolSize)
+            = (host, port, username, password, database, timeoutMilliseconds, poolSize)
     }
 
     /// Parses a `redis://` URL. Throws `RedisError(.invalidURL)` naming what is wrong.

@@ -272,24 +272,7 @@ struct HubDialect: Dialect {
 
     let route: Route
 
-    struct Failure: HTTPResponseError {
-        var status: HTTPResponse.Status
-        /// The body's `error`.
-        var code: String
-        var message: String
-        var headers: HTTPFields
-
-        init(_ status: HTTPResponse.Status, _ code: String, _ message: String, headers: HTTPFields = [:]) {
-            (self.status, self.code, self.message, self.headers) = (status, code, message, headers)
-        }
-
-        func response(from request: Request, context: some RequestContext) throws -> Response {
-            var json = JSONWriter()
-            json.field("error", code)
-            json.field("message", message)
-            return json.response(status: status, headers: headers)
-        }
-    }
+    typealias Failure = CodedFailure
 
     func failure(_ error: OTPError, logger: Logger) -> Failure {
         let v1 = V1Dialect().failure(error, logger: logger)

@@ -72,19 +72,7 @@ struct ProjectVerifyController {
 /// `project_disabled`, and a new identifier on a project with closed registration is 403
 /// `registration_closed`.
 struct ProjectVerifyDialect: Dialect {
-    struct Failure: HTTPResponseError {
-        var status: HTTPResponse.Status
-        var code: String
-        var message: String
-        var headers: HTTPFields
-
-        func response(from request: Request, context: some RequestContext) throws -> Response {
-            var json = JSONWriter()
-            json.field("message", message)
-            json.field("code", code)
-            return json.response(status: status, headers: headers)
-        }
-    }
+    typealias Failure = CodedFailure
 
     func failure(_ error: OTPError, logger: Logger) -> Failure {
         var answer = failure(V1Dialect().failure(error, logger: logger))
@@ -104,6 +92,6 @@ struct ProjectVerifyDialect: Dialect {
     }
 
     func failure(_ refusal: APIError) -> Failure {
-        Failure(status: refusal.status, code: refusal.code, message: refusal.message, headers: refusal.headers)
+        Failure(refusal.status, refusal.code, refusal.message, headers: refusal.headers, layout: .messageThenCode)
     }
 }
