@@ -99,7 +99,16 @@ for port in $otpd_port $sink_port $bare_port; do
 done
 
 base="http://127.0.0.1:$otpd_port"
-declare -A rps p50 p99 server_errors socket_errors
+redis_pid=$(redis-cli -p "$redis_port" info server | awk -F: '/^process_id:/ {print $2+0}')
+clock_ticks=$(getconf CLK_TCK)
+declare -A rps p50 p99 server_errors socket_errors requests server_cpu redis_cpu
+# cpu_ticks PID: the CPU time (user + system, in clock ticks) the process has used so far,
+# from /proc/PID/stat (the fields after the command name, which is in parentheses).
+cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }
+# per_request TICKS COUNT: microseconds of CPU per request.
+per_request() {
+  awk -v t="$1" -v n="$2" -v hz="$clock_ticks" 'BEGIN { if (n > 0) printf "%.0f", t * 1e6 / hz / n; else print "-" }'
+}
 # run_at BASE NAME SCRIPT PATH [wrk args…]: one bounded wrk run against the server at BASE;
 # its RESULT line fills the table. run NAME SCRIPT PATH …: the same against otpd.
 # wanted NAME: whether the run NAME is measured (all of them unless BENCH_ONLY names some).
@@ -108,9 +117,11 @@ run_at() {
   local at=$1 name=$2 script=$3 path=$4
   shift 4
   rps[$name]=0 p50[$name]=- p99[$name]=- server_errors[$name]=- socket_errors[$name]=-
+  server_cpu[$name]=- redis_cpu[$name]=-
   wanted "$name" || return 0
   echo "==> $name"
-  local line perf_pid=
+  local line perf_pid= server_pid server_before redis_before
+  server_pid=$([ "$name" = bare_echo ] && echo "$bare_pid" || echo "$otpd_pid")
   if [[ ",${BENCH_PROFILE:-}," == *",$name,"* ]]; then
     ensure_packages linux-perf
     mkdir -p "$PROFILE_OUT"
@@ -120,13 +131,18 @@ run_at() {
     perf record -F 999 -g -o "$PROFILE_OUT/$name.data" "${target[@]}" -- sleep "$SECONDS_PER_RUN" >/dev/null 2>&1 &
     perf_pid=$!
   fi
+  server_before=$(cpu_ticks "$server_pid") redis_before=$(cpu_ticks "$redis_pid")
   line=$(BENCH_PATH=$path wrk -t$THREADS -c"$CONNECTIONS" "$@" --timeout 5s -s "$BENCH_DIR/$script" "$at$path" | grep '^RESULT')
+  local server_ticks=$(( $(cpu_ticks "$server_pid") - server_before )) redis_ticks=$(( $(cpu_ticks "$redis_pid") - redis_before ))
   if [ -n "$perf_pid" ]; then
     wait "$perf_pid" || true
     perf report -i "$PROFILE_OUT/$name.data" --no-children --percent-limit 2 --stdio >"$PROFILE_OUT/$name.txt" 2>/dev/null || true
     perf report -i "$PROFILE_OUT/$name.data" --no-children --sort comm,dso --stdio >"$PROFILE_OUT/$name.threads.txt" 2>/dev/null || true
   fi
-  read -r _ _ rps[$name] p50[$name] p99[$name] server_errors[$name] socket_errors[$name] <<<"$line"
+  read -r _ requests[$name] rps[$name] p50[$name] p99[$name] server_errors[$name] socket_errors[$name] <<<"$line"
+  server_cpu[$name]=$(per_request "$server_ticks" "${requests[$name]}")
+  # The bare echo touches no Redis: its row shows none.
+  [ "$name" = bare_echo ] || redis_cpu[$name]=$(per_request "$redis_ticks" "${requests[$name]}")
 }
 run() { run_at "$base" "$@"; }
 used_memory() { redis-cli -p "$redis_port" info memory | awk -F: '/^used_memory:/ {print $2+0}'; }
@@ -157,7 +173,7 @@ run echo echo.lua /bench/echo -d"${SECONDS_PER_RUN}s"
 
 # 2. Redis ceiling: redis-benchmark of the activation script itself, EVALSHA, same concurrency,
 # over OTP hashes shaped like otpd's (a wrong code: the path that writes attempts and quotas).
-rps[redis]=0 p50[redis]=- p99[redis]=- server_errors[redis]=0 socket_errors[redis]=0
+rps[redis]=0 p50[redis]=- p99[redis]=- server_errors[redis]=0 socket_errors[redis]=0 server_cpu[redis]=- redis_cpu[redis]=-
 if wanted redis; then
 echo "==> redis-benchmark EVALSHA activate"
 sha=$(redis-cli -p "$redis_port" SCRIPT LOAD "$("$bin" lua activate)")
@@ -186,8 +202,10 @@ activate_argv=()
 activate_args keys
 key_count=${#activate_argv[@]}
 activate_args arguments
+redis_before=$(cpu_ticks "$redis_pid")
 redis_line=$(redis-benchmark -p "$redis_port" -c "$CONNECTIONS" -n 150000 -r 100000 --csv \
   EVALSHA "$sha" "$key_count" "${activate_argv[@]}" | tail -1)
+redis_cpu[redis]=$(per_request $(( $(cpu_ticks "$redis_pid") - redis_before )) 150000)
 rps[redis]=$(echo "$redis_line" | awk -F'","' '{print $2+0}')
 p50[redis]=$(echo "$redis_line" | awk -F'","' '{print $5+0}')
 p99[redis]=$(echo "$redis_line" | awk -F'","' '{print $7+0}')
@@ -228,12 +246,18 @@ rss_kb=$(awk '/VmHWM/ {print $2}' "/proc/$otpd_pid/status")
 # ratio RPS CEILING: RPS as a fraction of the ceiling's requests/s.
 ratio() { awk -v a="$1" -v b="${rps[$2]}" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
 cpu=$(awk -F: '/model name/ {gsub(/^ +/, "", $2); print $2; exit}' /proc/cpuinfo)
+# cpu_ratio NAME: the server CPU per request of NAME as a multiple of the bare echo's.
+cpu_ratio() {
+  awk -v a="${server_cpu[$1]}" -v b="${server_cpu[bare_echo]}" \
+    'BEGIN { if (a == "-" || b == "-" || b + 0 == 0) print "-"; else printf "%.1fx", a / b }'
+}
 {
-  echo "| run | requests/s | p50 ms | p99 ms | ratio to echo | ratio to bare echo | 5xx | socket errors |"
-  echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+  echo "| run | requests/s | p50 ms | p99 ms | ratio to echo | ratio to bare echo | server CPU µs/request | ÷ bare echo's | Redis CPU µs/request | 5xx | socket errors |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
   for name in bare_echo echo redis activate_right activate_wrong refresh login; do
     echo "| $name | ${rps[$name]} | ${p50[$name]} | ${p99[$name]} | $(ratio "${rps[$name]}" echo)" \
-      "| $(ratio "${rps[$name]}" bare_echo) | ${server_errors[$name]} | ${socket_errors[$name]} |"
+      "| $(ratio "${rps[$name]}" bare_echo) | ${server_cpu[$name]} | $(cpu_ratio "$name") | ${redis_cpu[$name]}" \
+      "| ${server_errors[$name]} | ${socket_errors[$name]} |"
   done
 } >"$work/table.md"
 middleware=$(ratio "${rps[echo]}" bare_echo)
@@ -252,7 +276,9 @@ fi
 # keeps (the last ten), and the spread (min–max) of each column over them.
 run_row="| $(date -u +%Y-%m-%dT%H:%MZ) | ${rps[bare_echo]} | $middleware | $(ratio "${rps[activate_right]}" bare_echo) \
 | $(ratio "${rps[activate_wrong]}" bare_echo) | $(ratio "${rps[refresh]}" bare_echo) | $(ratio "${rps[login]}" bare_echo) \
-| ${p99[activate_right]} / ${p99[activate_wrong]} / ${p99[refresh]} / ${p99[login]} | $per_login | $(( rss_kb / 1024 )) |"
+| ${p99[activate_right]} / ${p99[activate_wrong]} / ${p99[refresh]} / ${p99[login]} | $per_login | $(( rss_kb / 1024 )) \
+| ${server_cpu[bare_echo]} / ${server_cpu[activate_right]} / ${server_cpu[activate_wrong]} / ${server_cpu[login]} \
+| ${redis_cpu[activate_right]} / ${redis_cpu[activate_wrong]} / ${redis_cpu[login]} |"
 {
   if [ -f docs/benchmarks.md ]; then
     sed -n '/^<!-- runs -->$/,/^<!-- end of runs -->$/p' docs/benchmarks.md | grep '^| 20' || true
@@ -294,6 +320,12 @@ $summary.
 | refresh | \`POST /v1/apps/{app}/tokens/refresh\`, each token rotated once |
 | login | \`POST /v1/apps/{app}/login/otp\`: quota checks, OTP stored, message signed and POSTed by libcurl to a local webhook sink (\`otpd-bench sink\`, raw NIO, on the same two cores) |
 
+CPU per request: the user + system time the server process (\`otpd-bench bare-echo\` for
+bare_echo, \`otpd-bench serve\` for the rest) and redis-server spent during the run, read from
+\`/proc/PID/stat\` before and after it, divided by the requests wrk completed. Unlike requests/s,
+it hardly moves with what else the two cores are doing. The login row's server CPU includes
+libcurl's thread; the webhook sink's is not counted.
+
 Targets (issue 13), as ratios to the bare echo of the same run at 64 connections: echo (otpd's
 middleware) ≥ 0.85, activate (right and wrong) ≥ 0.5, refresh ≥ 0.5, login ≥ 0.3; p99 ≤ 10 ms
 for activate and refresh, ≤ 20 ms for login; ≤ 250 bytes of Redis memory per pending login;
@@ -301,12 +333,14 @@ otpd RSS ≤ 100 MB; no 5xx or socket errors.
 
 ## Recent runs
 
-Ratios to the bare echo of each run; p99 in ms (activate_right / activate_wrong / refresh / login).
+Ratios to the bare echo of each run; p99 in ms (activate_right / activate_wrong / refresh / login);
+CPU per request of the server process and of redis-server (runs before 2026-12-03 did not
+record it).
 
 <!-- runs -->
 
-| run (UTC) | bare_echo req/s | echo | activate_right | activate_wrong | refresh | login | p99 ms | bytes per login | RSS MB |
-|---|---:|---:|---:|---:|---:|---:|---|---:|---:|
+| run (UTC) | bare_echo req/s | echo | activate_right | activate_wrong | refresh | login | p99 ms | bytes per login | RSS MB | server CPU µs/request (bare echo / activate_right / activate_wrong / login) | Redis CPU µs/request (activate_right / activate_wrong / login) |
+|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---|---|
 $(cat "$work/runs.md")
 
 <!-- end of runs -->
