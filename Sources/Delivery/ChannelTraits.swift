@@ -50,6 +50,12 @@ extension DeliveryChannel {
             ChannelTraits(
                 reaches: [.phone], reachesLinkedChat: true, isPaid: false, channelAPIPath: "telegram",
                 template: .init(key: "telegram", defaultText: "{code} is your {app_name} code"))
+        case .whatsapp:
+            // Meta's approved authentication template writes the text around the code: the
+            // app's template is the text of the log gateway and of a webhook only.
+            ChannelTraits(
+                reaches: [.phone], reachesLinkedChat: false, isPaid: true, channelAPIPath: "whatsapp",
+                template: .init(key: "whatsapp", defaultText: "{code} is your {app_name} code"))
         }
     }
 

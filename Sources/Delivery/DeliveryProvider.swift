@@ -1,6 +1,6 @@
 /// The ways a code can reach a person; an app enables some of them, each has one gateway.
 public enum DeliveryChannel: String, Sendable, Hashable, Codable, CaseIterable {
-    case email, sms, call, telegram
+    case email, sms, call, telegram, whatsapp
 }
 
 /// One message to one recipient on one channel.
@@ -19,13 +19,16 @@ public struct OutboundMessage: Sendable, Hashable {
     public var code: String?
     /// How long the code stays valid, in seconds (the Telegram Gateway shows it).
     public var ttlSeconds: Int?
+    /// The language the message is in (an app's template language, such as `en`), for a gateway
+    /// that picks its own text by language (WhatsApp's template languages).
+    public var language: String?
 
     public init(
         channel: DeliveryChannel, to: String, subject: String? = nil, text: String, reference: String? = nil,
-        code: String? = nil, ttlSeconds: Int? = nil
+        code: String? = nil, ttlSeconds: Int? = nil, language: String? = nil
     ) {
-        (self.channel, self.to, self.subject, self.text, self.reference, self.code, self.ttlSeconds)
-            = (channel, to, subject, text, reference, code, ttlSeconds)
+        (self.channel, self.to, self.subject, self.text, self.reference, self.code, self.ttlSeconds, self.language)
+            = (channel, to, subject, text, reference, code, ttlSeconds, language)
     }
 }
 

@@ -75,7 +75,7 @@ public struct TwilioProvider: DeliveryProvider {
         case .call:
             resource = "Calls.json"
             fields.append(("Twiml", "<Response><Say>\(XML.escape(message.text))</Say></Response>"))
-        case .email, .telegram:
+        default:
             throw DeliveryError(provider: name, reason: "twilio carries sms and call, not \(message.channel.rawValue)")
         }
         let account = FormEncoding.percentEncode(accountSID)

@@ -193,6 +193,28 @@ struct ConfigurationCheck {
             try placeholder(webhook.secret, "\(key).secret")
             try shaped(webhook.secret, "secret", webhook.secret.utf8.count >= 24, "at least 24 bytes (or whsec_ and base64)")
             try receiverSecret(webhook.secret, "\(key).secret")
+        case .whatsappCloud(let cloud):
+            try carries([.whatsapp])
+            try webURL(cloud.baseURL, "base_url")
+            try require(
+                !cloud.apiVersion.isEmpty && cloud.apiVersion.count <= 16
+                    && cloud.apiVersion.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == ".") }),
+                "\(key).api_version", "'\(cloud.apiVersion)' must be a Graph API version such as v21.0")
+            try require(
+                cloud.phoneNumberID.count <= 32 && cloud.phoneNumberID.allSatisfy({ $0.isASCII && $0.isNumber }),
+                "\(key).phone_number_id", "must be the digits of the WhatsApp phone number's id")
+            try placeholder(cloud.accessToken, "\(key).access_token")
+            try require(!cloud.languages.isEmpty, "\(key).languages", "must map at least one language (en: en_US)")
+            for secretKey in [("app_secret", cloud.appSecret), ("verify_token", cloud.verifyToken)] {
+                guard let value = secretKey.1 else {
+                    try require(
+                        !production, "\(key).\(secretKey.0)",
+                        "is required in production: it authenticates the status webhook (/whatsapp/webhook)")
+                    continue
+                }
+                try placeholder(value, "\(key).\(secretKey.0)")
+                try receiverSecret(value, "\(key).\(secretKey.0)")
+            }
         case .log:
             try require(
                 mode == .development, "\(key).provider",
@@ -272,12 +294,14 @@ struct ConfigurationCheck {
         }
         for (from, to) in app.fallback {
             try require(
-                from == .telegram && to == .sms, "\(key).fallback",
-                "only {telegram: sms} is supported (when the Telegram Gateway refuses a number, the code goes by SMS)")
-            try require(
-                delivery.telegramGateway != nil, "\(key).fallback.telegram", "needs delivery.telegram_gateway")
-            try require(delivery.sms != nil, "\(key).fallback.telegram", "needs a gateway under delivery.sms")
-            try require(app.channels.contains(.telegram), "\(key).fallback.telegram", "the app does not enable telegram")
+                (from == .telegram || from == .whatsapp) && to == .sms, "\(key).fallback",
+                "only {telegram: sms} and {whatsapp: sms} are supported (when the gateway refuses a number, the code goes by SMS)")
+            let fallbackKey = "\(key).fallback.\(from.rawValue)"
+            if from == .telegram {
+                try require(delivery.telegramGateway != nil, fallbackKey, "needs delivery.telegram_gateway")
+            }
+            try require(delivery.sms != nil, fallbackKey, "needs a gateway under delivery.sms")
+            try require(app.channels.contains(from), fallbackKey, "the app does not enable \(from.rawValue)")
         }
         try require((4...12).contains(app.otp.length), "\(key).otp.length", "must be 4-12")
         try seconds(app.otp.ttlSeconds, "\(key).otp.ttl_seconds")

@@ -208,10 +208,15 @@ public struct Configuration: Sendable, Decodable {
         case telegram(Telegram)
         /// Any channel, as a signed JSON POST to an endpoint of your own.
         case webhook(Webhook)
+        /// WhatsApp codes through the WhatsApp Business Cloud API (an authentication template).
+        case whatsappCloud(WhatsAppCloud)
         /// Development only: the message, code included, goes to the log.
         case log
 
-        public enum Provider: String, Sendable, Decodable { case twilio, smtp, telegram, webhook, log }
+        public enum Provider: String, Sendable, Decodable {
+            case twilio, smtp, telegram, webhook, log
+            case whatsappCloud = "whatsapp_cloud"
+        }
 
         public var provider: Provider {
             switch self {
@@ -219,6 +224,7 @@ public struct Configuration: Sendable, Decodable {
             case .smtp: .smtp
             case .telegram: .telegram
             case .webhook: .webhook
+            case .whatsappCloud: .whatsappCloud
             case .log: .log
             }
         }
@@ -232,6 +238,7 @@ public struct Configuration: Sendable, Decodable {
             case .smtp: self = .smtp(try SMTP(from: decoder))
             case .telegram: self = .telegram(try Telegram(from: decoder))
             case .webhook: self = .webhook(try Webhook(from: decoder))
+            case .whatsappCloud: self = .whatsappCloud(try WhatsAppCloud(from: decoder))
             case .log:
                 try decoder.rejectUnknownKeys(LogKeys.self)
                 self = .log
@@ -343,6 +350,46 @@ public struct Configuration: Sendable, Decodable {
                 secret = try c.nonEmptyString(.secret)
             }
         }
+
+        public struct WhatsAppCloud: Sendable, Decodable {
+            public static let defaultBaseURL = "https://graph.facebook.com"
+            public var baseURL: String
+            public var apiVersion: String
+            public var phoneNumberID: String
+            /// A system user's access token (Bearer).
+            public var accessToken: String
+            /// The approved authentication template's name.
+            public var template: String
+            /// An app language → the template's language code (`en: en_US`).
+            public var languages: [String: String]
+            /// Signs the status webhook's bodies (`X-Hub-Signature-256`); required in production.
+            public var appSecret: String?
+            /// Meta's subscription check of the webhook; required in production.
+            public var verifyToken: String?
+
+            enum CodingKeys: String, CodingKey, CaseIterable {
+                case provider, template, languages
+                case baseURL = "base_url"
+                case apiVersion = "api_version"
+                case phoneNumberID = "phone_number_id"
+                case accessToken = "access_token"
+                case appSecret = "app_secret"
+                case verifyToken = "verify_token"
+            }
+
+            public init(from decoder: any Decoder) throws {
+                try decoder.rejectUnknownKeys(CodingKeys.self)
+                let c = try decoder.container(keyedBy: CodingKeys.self)
+                baseURL = try c.value(.baseURL, default: Self.defaultBaseURL)
+                apiVersion = try c.value(.apiVersion, default: "v21.0")
+                phoneNumberID = try c.nonEmptyString(.phoneNumberID)
+                accessToken = try c.nonEmptyString(.accessToken)
+                template = try c.nonEmptyString(.template)
+                languages = try c.value(.languages, default: ["en": "en_US"])
+                appSecret = try c.decodeIfPresent(String.self, forKey: .appSecret)
+                verifyToken = try c.decodeIfPresent(String.self, forKey: .verifyToken)
+            }
+        }
     }
 
     // MARK: apps
@@ -395,7 +442,7 @@ public struct Configuration: Sendable, Decodable {
             for (from, to) in fallbacks {
                 guard let channel = DeliveryChannel(rawValue: from) else {
                     throw DecodingError.dataCorruptedError(
-                        forKey: .fallback, in: c, debugDescription: "'\(from)' is not a channel (email, sms, call, telegram)")
+                        forKey: .fallback, in: c, debugDescription: "'\(from)' is not a channel (\(DeliveryChannel.spelledOut))")
                 }
                 fallback[channel] = to
             }

@@ -296,46 +296,43 @@ public final class OTPEngine: Sendable {
     /// Hands the code to its gateway and returns the channel that carried it, or throws.
     ///
     /// The telegram channel goes to the linked chat through the bot; with no chat (a phone
-    /// number) it goes through the Telegram Gateway, and when the Gateway refuses the number
-    /// and the app sets `fallback: {telegram: sms}`, the same code goes by SMS — under the
-    /// same rules as any SMS (allowed countries, the app's hourly SMS and calls).
+    /// number) it goes through the Telegram Gateway. When a gateway refuses the recipient
+    /// (the Telegram Gateway or WhatsApp: the number is not on it) and the app names a
+    /// fallback for the channel (`fallback: {telegram: sms, whatsapp: sms}`), the same code
+    /// goes by SMS — under the same rules as any SMS (allowed countries, the app's hourly SMS
+    /// and calls).
     func deliver(
         code: String, of otp: OTPStore.NewOTP, chat: String?, language: String?, app: AppPolicy
     ) async throws(Undelivered) -> DeliveryChannel {
         let (subject, text) = app.message(channel: otp.channel, language: language, code: code)
         let message = OutboundMessage(
             channel: otp.channel, to: chat ?? otp.identifier.value, subject: subject, text: text, reference: otp.otpID,
-            code: code, ttlSeconds: otp.ttlSeconds)
-        guard otp.channel == .telegram, chat == nil, let telegramGateway else {
-            do {
-                try await hand(message, to: providers[otp.channel], app: app.id)
-            } catch {
-                throw Undelivered(error: .deliveryFailed, gatewayReached: error.gatewayReached)
-            }
-            return otp.channel
-        }
+            code: code, ttlSeconds: otp.ttlSeconds, language: language ?? app.config.defaultLanguage)
+        let provider = otp.channel == .telegram && chat == nil ? telegramGateway ?? providers[.telegram] : providers[otp.channel]
+        let fallback: DeliveryChannel
         do {
-            try await hand(message, to: telegramGateway, app: app.id)
-            return .telegram
+            try await hand(message, to: provider, app: app.id)
+            return otp.channel
         } catch let refusal {
-            guard refusal.recipientRefused, app.config.fallback[.telegram] == .sms else {
+            guard refusal.recipientRefused, let configured = app.config.fallback[otp.channel] else {
                 throw Undelivered(error: .deliveryFailed, gatewayReached: refusal.gatewayReached)
             }
+            fallback = configured
         }
-        // The Gateway was reached (it refused the number): from here on the quotas stay spent.
-        let sms = OutboundMessage(
-            channel: .sms, to: otp.identifier.value, text: app.message(channel: .sms, language: language, code: code).text,
-            reference: otp.otpID)
-        guard (try? resolveChannel(DeliveryChannel.sms.rawValue, identifier: otp.identifier, app: app, enabledOnly: false)) != nil
+        // The gateway was reached (it refused the number): from here on the quotas stay spent.
+        let second = OutboundMessage(
+            channel: fallback, to: otp.identifier.value,
+            text: app.message(channel: fallback, language: language, code: code).text, reference: otp.otpID)
+        guard (try? resolveChannel(fallback.rawValue, identifier: otp.identifier, app: app, enabledOnly: false)) != nil
         else { throw Undelivered(error: .deliveryFailed, gatewayReached: true) }
         let failure: DeliveryError?
         do throws(OTPError) {
             failure = try await withReservations(
-                sendCounters(channel: .sms, app: app, clientIP: nil), app: app,
+                sendCounters(channel: fallback, app: app, clientIP: nil), app: app,
                 giveBack: { (failure: DeliveryError?) in failure?.gatewayReached == false ? .all : .none }
             ) { () async throws(OTPError) -> DeliveryError? in
                 do throws(DeliveryError) {
-                    try await hand(sms, to: providers[.sms], app: app.id)
+                    try await hand(second, to: providers[fallback], app: app.id)
                     return nil
                 } catch {
                     return error
@@ -345,7 +342,7 @@ public final class OTPEngine: Sendable {
             throw Undelivered(error: error, gatewayReached: true)
         }
         guard failure == nil else { throw Undelivered(error: .deliveryFailed, gatewayReached: true) }
-        return .sms
+        return fallback
     }
 
     /// One message to one gateway, timed and counted; a failure is logged (never the text).

@@ -30,6 +30,10 @@ extension Configuration.Gateway {
             TelegramProvider(apiBaseURL: telegram.apiBaseURL, botToken: telegram.botToken, policy: policy)
         case .webhook(let webhook):
             WebhookProvider(url: webhook.url, secret: webhook.secret, policy: policy)
+        case .whatsappCloud(let cloud):
+            WhatsAppCloudProvider(
+                baseURL: cloud.baseURL, apiVersion: cloud.apiVersion, phoneNumberID: cloud.phoneNumberID,
+                accessToken: cloud.accessToken, template: cloud.template, languages: cloud.languages, policy: policy)
         case .log:
             LogProvider(logger: logger)
         }

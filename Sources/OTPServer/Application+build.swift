@@ -1,4 +1,5 @@
 public import Hummingbird
+import Delivery
 import HummingbirdCore
 import HummingbirdWebSocket
 import NIOCore
@@ -137,6 +138,10 @@ func buildRouter(
             .addRoutes(to: router)
     }
     ProjectVerifyController(engine: engine, metrics: metrics, clientAddress: clientAddress).addRoutes(to: router)
+    // WhatsApp's status webhook: authentic only with the Cloud API's provider and its secrets.
+    var whatsappCloud: Configuration.Gateway.WhatsAppCloud?
+    if case .whatsappCloud(let cloud) = configuration.delivery.gateway(for: .whatsapp) { whatsappCloud = cloud }
+    WhatsAppController(cloud: whatsappCloud, metrics: metrics, logger: logger).addRoutes(to: router)
     // `hub`: the application's (which also answers the upgrade); a router built alone for a
     // test makes its own from the configuration.
     (hub ?? hubController(configuration: configuration, engine: engine, metrics: metrics))?.addRoutes(to: router)

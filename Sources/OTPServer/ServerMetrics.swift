@@ -139,6 +139,11 @@ public final class ServerMetrics: Sendable {
             .increment()
     }
 
+    /// A WhatsApp delivery status (`sent`, `delivered`, `read`, `failed`, else `other`).
+    func recordWhatsAppStatus(_ status: String) {
+        counter("whatsapp", "statuses", "WhatsApp delivery statuses, by status", [("status", status)]).increment()
+    }
+
     /// A request whose Redis work could not be done: `StorageFailure.Kind` (a fixed set).
     func recordRedisError(kind: String) {
         counter("redis", "errors", "Requests Redis could not answer, by kind (unavailable, timeout, shutdown, failed)", [("kind", kind)])

@@ -198,6 +198,19 @@ struct ConfigTests {
         #expect(configError(fallback.replacingOccurrences(of: "  telegram_gateway: {token: \"gw-token-0123456789\"}\n", with: "").replacingOccurrences(of: "channels: [email, telegram]", with: "channels: [email]"))?.hasPrefix("apps[0].fallback.telegram:") == true)
     }
 
+    /// WhatsApp in production: an https base_url, and the two secrets of its webhook.
+    @Test func whatsappRules() throws {
+        let cloud = "{provider: whatsapp_cloud, phone_number_id: \"1234567890\", access_token: \"EAAG-token-0123456789\", template: otp_code"
+        let secrets = ", app_secret: \"app-secret-0123456789abcdef\", verify_token: \"verify-token-0123456789\""
+        #expect(configError(withGateway("whatsapp", cloud + secrets + "}")) == nil)
+        #expect(configError(withGateway("whatsapp", cloud + "}"))?.hasPrefix("delivery.whatsapp.app_secret: is required in production") == true)
+        #expect(configError(withGateway("whatsapp", cloud + ", app_secret: \"app-secret-0123456789abcdef\"}"))?.hasPrefix("delivery.whatsapp.verify_token: is required in production") == true)
+        #expect(configError(withGateway("whatsapp", cloud + secrets + ", base_url: \"http://graph.example.com\"}"))?.hasPrefix("delivery.whatsapp.base_url: 'http://graph.example.com' is plain http; production mode requires https://") == true)
+        #expect(configError(withGateway("whatsapp", cloud + secrets + ", phone_number_id: \"12ab\"}")) != nil)
+        #expect(configError(withGateway("sms", cloud + secrets + "}")) == "delivery.sms.provider: whatsapp_cloud carries whatsapp, not sms")
+        #expect(configError("mode: development\n" + withGateway("whatsapp", cloud + "}")) == nil)
+    }
+
     @Test func productionRefusesDevelopmentSecretsAndTheLogGateway() throws {
         let production = try shippedConfigText().replacingOccurrences(of: "mode: development", with: "mode: production")
         #expect(configError(production)?.contains("development placeholder") == true)

@@ -83,19 +83,20 @@ struct ChannelAPIController {
     static func destination(
         _ channel: DeliveryChannel, phone: String?, email: String?, chatID: ChatID?
     ) throws -> ChannelCodes.Destination {
-        switch channel {
-        case .sms, .call:
-            return try ChannelCodes.Destination.parse(require(phone, "phone"), as: .phone)
-        case .email:
+        // From the channel table: what the channel reaches names the field.
+        let traits = channel.traits
+        if traits.reaches.contains(.email) {
             return try ChannelCodes.Destination.parse(require(email, "email"), as: .email)
-        case .telegram:
-            if let chatID {
-                guard phone == nil else { throw APIError.badRequest("send chat_id or phone, not both", code: "invalid_field") }
-                return try ChannelCodes.Destination.parse(chatID.value, as: .chat)
-            }
-            guard let phone else { throw APIError.badRequest("missing required field 'chat_id' (or 'phone')", code: "invalid_field") }
-            return try ChannelCodes.Destination.parse(phone, as: .phone)
         }
+        if traits.reachesLinkedChat, let chatID {
+            guard phone == nil else { throw APIError.badRequest("send chat_id or phone, not both", code: "invalid_field") }
+            return try ChannelCodes.Destination.parse(chatID.value, as: .chat)
+        }
+        guard let phone else {
+            let wanted = traits.reachesLinkedChat ? "'chat_id' (or 'phone')" : "'phone'"
+            throw APIError.badRequest("missing required field \(wanted)", code: "invalid_field")
+        }
+        return try ChannelCodes.Destination.parse(phone, as: .phone)
     }
 
     static func require(_ value: String?, _ name: String) throws -> String {
