@@ -105,6 +105,7 @@ let package = Package(
                 "Delivery",
                 "OTPServer",
                 "OTPCore",
+                "OTPCrypto",
                 "RedisClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -120,6 +121,7 @@ let package = Package(
             dependencies: [
                 "OTPServer",
                 "OTPCore",
+                "OTPCrypto",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
