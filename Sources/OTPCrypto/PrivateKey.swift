@@ -56,10 +56,15 @@ public final class PrivateKey: @unchecked Sendable {
     /// EC forms). The message of a failure never quotes the key.
     public convenience init(pem: String) throws(LoadError) {
         let bytes = Array(pem.utf8)
-        guard bytes.contains(where: { !$0.isASCIIWhitespace }) else { throw .notAPrivateKey }
-        guard let bio = bytes.withUnsafeBytes({ BIO_new_mem_buf($0.baseAddress, Int32($0.count)) }) else { throw .notAPrivateKey }
-        defer { BIO_free(bio) }
-        self.init(key: try Self.read(bio, encrypted: pem.contains("ENCRYPTED")))
+        guard bytes.contains(where: { !$0.isASCIIWhitespace }), bytes.count < Int(Int32.max) else { throw .notAPrivateKey }
+        let encrypted = pem.contains("ENCRYPTED")
+        // The BIO reads `bytes` in place: it lives only inside the closure.
+        let key = bytes.withUnsafeBytes { buffer -> Result<OpaquePointer, LoadError> in
+            guard let bio = BIO_new_mem_buf(buffer.baseAddress, Int32(buffer.count)) else { return .failure(.notAPrivateKey) }
+            defer { BIO_free(bio) }
+            return Self.read(bio, encrypted: encrypted)
+        }
+        self.init(key: try key.get())
     }
 
     /// Reads the PEM private key in the file at `path` (at most 1 MiB is read).
@@ -74,15 +79,15 @@ public final class PrivateKey: @unchecked Sendable {
         try self.init(pem: text)
     }
 
-    private static func read(_ bio: OpaquePointer, encrypted: Bool) throws(LoadError) -> OpaquePointer {
+    private static func read(_ bio: OpaquePointer, encrypted: Bool) -> Result<OpaquePointer, LoadError> {
         // A password callback that gives none: an encrypted key fails instead of prompting on a terminal.
         let noPassword: @convention(c) (UnsafeMutablePointer<CChar>?, Int32, Int32, UnsafeMutableRawPointer?) -> Int32 = { _, _, _, _ in 0 }
         guard let key = PEM_read_bio_PrivateKey(bio, nil, noPassword, nil) else {
             ERR_clear_error()
             // `BEGIN ENCRYPTED PRIVATE KEY` (PKCS#8) or `Proc-Type: 4,ENCRYPTED` (traditional).
-            throw encrypted ? .encrypted : .notAPrivateKey
+            return .failure(encrypted ? .encrypted : .notAPrivateKey)
         }
-        return key
+        return .success(key)
     }
 
     /// A new key for `algorithm` (RSA 2048 bits, P-256 or Ed25519); nil for HS256.
