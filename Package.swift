@@ -106,6 +106,7 @@ let package = Package(
                 "Delivery",
                 "OTPServer",
                 "OTPCore",
+                "OTPCrypto",
                 "RedisClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -121,6 +122,7 @@ let package = Package(
             dependencies: [
                 "OTPServer",
                 "OTPCore",
+                "OTPCrypto",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),

@@ -89,3 +89,22 @@ free_cluster_port() {
   echo "error: no free cluster port found" >&2
   return 1
 }
+
+# ensure_venv DIR PKG...: a Python virtual environment of its own in DIR (under /tmp, or a
+# git-ignored .venv-* of the repository), with PKG... (pip requirement specifiers) installed
+# from PyPI. A later call reuses DIR; pip skips what is already satisfied. Run its
+# "$DIR/bin/python". Progress goes to stderr.
+ensure_venv() {
+  local dir=$1
+  shift
+  if [ ! -x "$dir/bin/python" ]; then
+    echo "==> creating a Python virtual environment in $dir" >&2
+    if ! python3 -m venv "$dir" >&2; then
+      echo "error: python3 -m venv failed (on Debian: apt-get install python3-venv)" >&2
+      rm -rf "$dir"
+      return 1
+    fi
+  fi
+  echo "==> $dir: pip install $*" >&2
+  "$dir/bin/python" -m pip install -q --disable-pip-version-check "$@" >&2
+}

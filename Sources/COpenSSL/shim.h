@@ -8,5 +8,10 @@
 #include <openssl/sha.h>
 #include <openssl/kdf.h>
 #include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/bn.h>
+#include <openssl/ec.h>
+#include <openssl/rsa.h>
+#include <openssl/core_names.h>
 
 #endif

@@ -1,13 +1,12 @@
 import Delivery
-import OTPCrypto
+public import OTPCrypto
 
 /// One app of the configuration, with what the engine derives from it once.
 public struct AppPolicy: Sendable {
     public let config: Configuration.App
     let alphabet: [Character]
-    /// kid → secret
-    let verificationKeys: [String: [UInt8]]
-    let signingKey: (kid: String, secret: [UInt8])
+    /// The app's token algorithm and keys: the active one signs, every one verifies; the JWKS.
+    public let tokenKeys: JWT.KeySet
     /// language → the app's templates with `{app_name}` and `{ttl_minutes}` filled in once.
     let messages: [String: Messages]
 
@@ -19,9 +18,25 @@ public struct AppPolicy: Sendable {
         case .digits: alphabet = Array("0123456789")
         case .alphanumeric: alphabet = Array("23456789ABCDEFGHJKMNPQRSTUVWXYZ")
         }
-        verificationKeys = Dictionary(app.tokens.keys.map { ($0.kid, Array($0.secret.utf8)) }, uniquingKeysWith: { a, _ in a })
-        signingKey = (app.tokens.activeKid, verificationKeys[app.tokens.activeKid] ?? [])
+        tokenKeys = JWT.KeySet(
+            algorithm: app.tokens.algorithm,
+            keys: app.tokens.keys.map { key in
+                (key.kid, key.privateKey.map(JWT.Key.privateKey) ?? .secret(Array((key.secret ?? "").utf8)))
+            },
+            activeKid: app.tokens.activeKid)
         messages = app.templates.mapValues { Messages($0, app: app) }
+    }
+
+    /// An access token of this app's, signed with its active key.
+    func signAccessToken(_ claims: JWT.Claims) -> String {
+        JWT.sign(claims, with: tokenKeys)
+    }
+
+    /// The claims of an access token of this app's. Every reader of a token (current user, the
+    /// Telegram link, …) verifies through here: the app's algorithm only (no `none`, no HS256
+    /// keyed with a public key), one of its keys, its audience and issuer, unexpired.
+    func verifyAccessToken(_ token: String, now: Int) throws(JWT.VerificationError) -> JWT.Claims {
+        try JWT.verify(token, keys: tokenKeys, audience: id, issuer: config.tokens.issuer, now: now)
     }
 
     /// The limits every script that judges one of this app's codes applies.

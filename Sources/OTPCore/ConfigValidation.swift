@@ -101,6 +101,7 @@ struct ConfigurationCheck {
         try count(server.maxBodyBytes, "server.max_body_bytes", max: Configuration.maxBodyBytesLimit)
         try seconds(server.idleTimeoutSeconds, "server.idle_timeout_seconds")
         try count(server.maxConnections, "server.max_connections", max: 1_000_000)
+        if let publicURL = server.publicURL { try self.publicURL(publicURL) }
         for (i, proxy) in server.trustedProxies.enumerated() {
             guard let range = NetworkRange(proxy) else {
                 throw ConfigurationError(key: "server.trusted_proxies[\(i)]", "'\(proxy)' is not an IP address or CIDR range")
@@ -316,16 +317,7 @@ struct ConfigurationCheck {
         try seconds(app.tokens.refreshTTLSeconds, "\(key).tokens.refresh_ttl_seconds")
         try seconds(app.tokens.reuseIntervalSeconds, "\(key).tokens.reuse_interval_seconds", zero: true)
         try seconds(app.tokens.sessionMaxSeconds, "\(key).tokens.session_max_seconds")
-        try require(!app.tokens.keys.isEmpty, "\(key).tokens.keys", "must list at least one key")
-        var kids = Set<String>()
-        for (k, tokenKey) in app.tokens.keys.enumerated() {
-            try require(!tokenKey.kid.isEmpty, "\(key).tokens.keys[\(k)].kid", "is empty")
-            try require(kids.insert(tokenKey.kid).inserted, "\(key).tokens.keys[\(k)].kid", "'\(tokenKey.kid)' is listed twice")
-            try secret(tokenKey.secret, "\(key).tokens.keys[\(k)].secret", minBytes: 32)
-        }
-        try require(
-            kids.contains(app.tokens.activeKid), "\(key).tokens.active_kid",
-            "'\(app.tokens.activeKid)' is not one of the listed keys")
+        try tokenKeys(app.tokens, key: "\(key).tokens")
         // A longer minimum than the longest password accepted would refuse every password.
         try count(app.password.minLength, "\(key).password.min_length", max: Passwords.maxPasswordBytes)
         try require(

@@ -1,4 +1,5 @@
 public import Delivery
+public import OTPCrypto
 
 /// The whole of otpd's configuration, as one YAML (or JSON) file describes it.
 ///
@@ -58,6 +59,9 @@ public struct Configuration: Sendable, Decodable {
         public var idleTimeoutSeconds = 30
         /// Connections beyond this many wait to be accepted.
         public var maxConnections = 10_000
+        /// otpd's URL as clients reach it (`https://auth.example.com`), for absolute URLs in
+        /// answers (discovery's `jwks_uri`); unset: from the request's Host.
+        public var publicURL: String?
 
         enum CodingKeys: String, CodingKey, CaseIterable {
             case host, port
@@ -65,6 +69,7 @@ public struct Configuration: Sendable, Decodable {
             case maxBodyBytes = "max_body_bytes"
             case idleTimeoutSeconds = "idle_timeout_seconds"
             case maxConnections = "max_connections"
+            case publicURL = "public_url"
         }
 
         init() {}
@@ -78,6 +83,7 @@ public struct Configuration: Sendable, Decodable {
             maxBodyBytes = try c.value(.maxBodyBytes, default: maxBodyBytes)
             idleTimeoutSeconds = try c.value(.idleTimeoutSeconds, default: idleTimeoutSeconds)
             maxConnections = try c.value(.maxConnections, default: maxConnections)
+            publicURL = try c.decodeIfPresent(String.self, forKey: .publicURL)
         }
     }
 
@@ -533,18 +539,10 @@ public struct Configuration: Sendable, Decodable {
         }
     }
 
+    /// `keys` are `Key`s (Configuration+Tokens.swift): a secret, or a private key parsed at load.
     public struct Tokens: Sendable, Decodable {
-        public struct Key: Sendable, Decodable {
-            public var kid: String
-            public var secret: String
-            enum CodingKeys: String, CodingKey, CaseIterable { case kid, secret }
-            public init(from decoder: any Decoder) throws {
-                try decoder.rejectUnknownKeys(CodingKeys.self)
-                let c = try decoder.container(keyedBy: CodingKeys.self)
-                kid = try c.decode(String.self, forKey: .kid)
-                secret = try c.decode(String.self, forKey: .secret)
-            }
-        }
+        /// HS256 (the default), RS256, ES256 or EdDSA.
+        public var algorithm: JWT.Algorithm
         public var issuer: String
         public var accessTTLSeconds: Int
         public var refreshTTLSeconds: Int
@@ -557,7 +555,7 @@ public struct Configuration: Sendable, Decodable {
         public var keys: [Key]
 
         enum CodingKeys: String, CodingKey, CaseIterable {
-            case issuer, keys
+            case algorithm, issuer, keys
             case accessTTLSeconds = "access_ttl_seconds"
             case refreshTTLSeconds = "refresh_ttl_seconds"
             case reuseIntervalSeconds = "reuse_interval_seconds"
@@ -568,6 +566,7 @@ public struct Configuration: Sendable, Decodable {
         public init(from decoder: any Decoder) throws {
             try decoder.rejectUnknownKeys(CodingKeys.self)
             let c = try decoder.container(keyedBy: CodingKeys.self)
+            algorithm = try c.algorithm(.algorithm)
             issuer = try c.value(.issuer, default: "otpd")
             accessTTLSeconds = try c.value(.accessTTLSeconds, default: 1800)
             refreshTTLSeconds = try c.value(.refreshTTLSeconds, default: 2_592_000)

@@ -129,7 +129,7 @@ extension OTPEngine {
             iss: app.config.tokens.issuer, aud: app.id, sub: user.id, iat: now, exp: now + app.config.tokens.accessTTLSeconds,
             jti: Base64URL.encode(SecureRandom.bytes(16)), amr: amr)
         return AuthResult(
-            authToken: JWT.sign(claims, kid: app.signingKey.kid, secret: app.signingKey.secret),
+            authToken: app.signAccessToken(claims),
             expiresIn: app.config.tokens.accessTTLSeconds, redirectURL: app.config.redirectURL, refreshToken: refreshToken,
             refreshTokenExpiration: now + refreshTTL, user: user)
     }
@@ -190,10 +190,9 @@ extension OTPEngine {
         let app = try app(appID)
         let claims: JWT.Claims
         do {
-            claims = try JWT.verify(
-                accessToken, keys: app.verificationKeys, audience: app.id, issuer: app.config.tokens.issuer, now: now())
+            claims = try app.verifyAccessToken(accessToken, now: now())
         } catch {
-            throw .invalidAccessToken(Self.describe(error))
+            throw .invalidAccessToken(Self.describe(error, algorithm: app.tokenKeys.algorithm))
         }
         guard Self.isUserID(Substring(claims.sub)) else { throw .invalidAccessToken("the token's subject is not a user id") }
         guard let user = try await store.user(app: app.id, userID: claims.sub) else {
@@ -202,10 +201,10 @@ extension OTPEngine {
         return user
     }
 
-    static func describe(_ error: JWT.VerificationError) -> String {
+    static func describe(_ error: JWT.VerificationError, algorithm: JWT.Algorithm = .hs256) -> String {
         switch error {
         case .malformed: return "the token is not a well-formed JWT"
-        case .unsupportedAlgorithm: return "only HS256 tokens are accepted"
+        case .unsupportedAlgorithm: return "only \(algorithm.rawValue) tokens are accepted"
         case .unknownKey: return "the token's key id is not one of this app's keys"
         case .badSignature: return "the token's signature is invalid"
         case .expired: return "the token has expired"

@@ -4,7 +4,7 @@ internal import COpenSSL
 public enum Digest {
     /// SHA-256, fetched from the provider once: OpenSSL 3 otherwise looks the algorithm up by
     /// name on every call, which showed in the profile.
-    nonisolated(unsafe) private static let sha256Algorithm: OpaquePointer = {
+    nonisolated(unsafe) static let sha256Algorithm: OpaquePointer = {
         guard let md = EVP_MD_fetch(nil, "SHA256", nil) else { fatalError("OpenSSL has no SHA256") }
         return md
     }()

@@ -116,6 +116,8 @@ func buildRouter(
     OperationsController(engine: engine, metrics: metrics).addRoutes(to: router)
     let clientAddress = ClientAddress(trustedProxies: configuration.server.trustedProxies.compactMap(NetworkRange.init))
     V1Controller(engine: engine, metrics: metrics, clientAddress: clientAddress).addRoutes(to: router)
+    WellKnownController(engine: engine, clientAddress: clientAddress, publicURL: configuration.server.publicURL)
+        .addRoutes(to: router)
     let credentials = BasicCredentials(configuration.surfaces.channelAPI)
     ChannelAPIController(engine: engine, credentials: credentials).addRoutes(to: router)
     // The bot's webhook exists for a Telegram bot (whose secret production requires), or in

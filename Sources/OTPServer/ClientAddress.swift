@@ -32,6 +32,11 @@ public struct ClientAddress: Sendable {
         return entries.first(where: { NetworkRange.parse($0) != nil }) ?? peer
     }
 
+    /// Whether the request came straight from a trusted proxy (whose `X-Forwarded-*` count).
+    func isFromTrustedProxy(_ context: OTPRequestContext) -> Bool {
+        context.remoteAddress?.ipAddress.map(isTrusted) ?? false
+    }
+
     private func isTrusted(_ ip: String) -> Bool {
         trustedProxies.contains { $0.contains(ip) }
     }

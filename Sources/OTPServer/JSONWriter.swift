@@ -30,6 +30,17 @@ struct JSONWriter {
         if let value { field(name, value) } else { key(name); bytes.append(contentsOf: "null".utf8) }
     }
 
+    /// An array of strings.
+    mutating func field(_ name: String, _ values: [String]) {
+        key(name)
+        bytes.append(UInt8(ascii: "["))
+        for (i, value) in values.enumerated() {
+            if i > 0 { bytes.append(UInt8(ascii: ",")) }
+            JSONText.appendString(value, to: &bytes)
+        }
+        bytes.append(UInt8(ascii: "]"))
+    }
+
     /// A nested object.
     mutating func field(_ name: String, _ object: JSONWriter) {
         key(name)

@@ -8,8 +8,8 @@ import NIOPosix
 struct OTPDBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "otpd-bench",
-        abstract: "Servers for scripts/bench.sh: otpd with an echo route, a bare echo, a webhook sink.",
-        subcommands: [Serve.self, BareEcho.self, Sink.self])
+        abstract: "Servers for scripts/bench.sh (otpd with an echo route, a bare echo, a webhook sink), and the cost of a token.",
+        subcommands: [Serve.self, BareEcho.self, Sink.self, JWTBench.self])
 
     static func main() async {
         // As in otpd: Swift Concurrency's jobs run on NIO's event loop threads, so every server

@@ -20,7 +20,9 @@ struct OTPD: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "otpd",
         abstract: "A self-hosted one-time-passcode service.",
-        subcommands: [Serve.self, CheckConfig.self, UserCommand.self, TelegramCommand.self, ImportCommand.self, Lua.self],
+        subcommands: [
+            Serve.self, CheckConfig.self, UserCommand.self, TelegramCommand.self, ImportCommand.self, KeysCommand.self, Lua.self,
+        ],
         defaultSubcommand: Serve.self)
 
     static func main() async {
