@@ -25,6 +25,8 @@ ensure_packages wrk
 CONNECTIONS=${BENCH_CONNECTIONS:-64}
 SECONDS_PER_RUN=${BENCH_SECONDS:-5}
 POOL=${BENCH_POOL:-100000}
+# Pending logins of the ES256 app: its activation run uses each once.
+ES_POOL=$(( POOL / 4 ))
 THREADS=2
 PROFILE_OUT=${BENCH_PROFILE_OUT:-/tmp/otpd-profile}
 export BENCH_DIR="$PWD/scripts/bench" BENCH_THREADS=$THREADS
@@ -45,6 +47,9 @@ swift build -c release --product otpd >/dev/null
 bin_dir=$(swift build -c release --show-bin-path)
 bin=$bin_dir/otpd
 bench_bin=$bin_dir/otpd-bench
+
+# The ES256 app's signing key (issue: how much an asymmetric token costs per sign-in).
+"$bin" keys generate --alg ES256 --kid e1 --out "$work/es256.pem" >/dev/null
 
 redis_port=$(start_redis_on_free_port "$work/redis")
 otpd_port=$(free_port)
@@ -79,6 +84,16 @@ apps:
              failed_attempts_per_ip_per_hour: 1000000000, max_consecutive_failures: 1000000000,
              refreshes_per_session_per_hour: 1000000000, sms_and_calls_per_app_per_hour: 1000000000}
     tokens: {keys: [{kid: k1, secret: "insecure-bench-jwt-secret-0123456789abcdef"}]}
+    templates:
+      en: {sms: "{code}", email_subject: "{app_name}", email_text: "{code}", call: "{code}", telegram: "{code}"}
+  - id: bench_es
+    name: Bench ES256
+    channels: [sms, call]
+    otp: {length: 6, ttl_seconds: 3600, max_attempts: 5, resend_cooldown_seconds: 0}
+    limits: {sends_per_identifier_per_hour: 1000000, sends_per_ip_per_hour: 1000000000, failed_attempts_per_identifier_per_hour: 1000000000,
+             failed_attempts_per_ip_per_hour: 1000000000, max_consecutive_failures: 1000000000,
+             refreshes_per_session_per_hour: 1000000000, sms_and_calls_per_app_per_hour: 1000000000}
+    tokens: {algorithm: ES256, active_kid: e1, keys: [{kid: e1, private_key_file: "$work/es256.pem"}]}
     templates:
       en: {sms: "{code}", email_subject: "{app_name}", email_text: "{code}", call: "{code}", telegram: "{code}"}
 YAML
@@ -216,16 +231,21 @@ fi
 
 # 3. The pool: POOL phone users registered, their sign-up OTPs dropped, then one
 # login each. Memory per pending login = what the logins added (every key a login creates).
-echo "==> creating $POOL pending logins"
+echo "==> creating $POOL pending logins (and $ES_POOL of the ES256 app)"
 send_each /v1/apps/bench/register/otp "$POOL"
+send_each /v1/apps/bench_es/register/otp "$ES_POOL"
 redis-cli -p "$redis_port" --scan --pattern 'b:*:otp:*' | xargs -r -n 1000 redis-cli -p "$redis_port" DEL >/dev/null
 log_start=$(( $(wc -l <"$work/otpd.log") + 1 ))
 before=$(used_memory)
 send_each /v1/apps/bench/login/otp "$POOL"
 after=$(used_memory)
 per_login=$(( (after - before) / POOL ))
+es_log_start=$(( $(wc -l <"$work/otpd.log") + 1 ))
+send_each /v1/apps/bench_es/login/otp "$ES_POOL"
+tail -n +"$es_log_start" "$work/otpd.log" | grep -aF '[log gateway]' | sed -n 's/.*otp_id=\([^ ]*\).*\[log gateway\] \([0-9]*\).*/\1 \2 000000/p' >"$work/pool.es"
+log_end=$(( es_log_start - 1 ))
 # "<otp_id> <code> <a wrong code>" for each pending login, from the log gateway's lines.
-tail -n +"$log_start" "$work/otpd.log" | grep -aF '[log gateway]' | sed -n 's/.*otp_id=\([^ ]*\).*\[log gateway\] \([0-9]*\).*/\1 \2/p' \
+sed -n "${log_start},${log_end}p" "$work/otpd.log" | grep -aF '[log gateway]' | sed -n 's/.*otp_id=\([^ ]*\).*\[log gateway\] \([0-9]*\).*/\1 \2/p' \
   | awk '{ print $1, $2, ($2 == "000000" ? "111111" : "000000") }' >"$work/pool.all"
 pending=$(wc -l <"$work/pool.all")
 half=$(( pending / 2 ))
@@ -235,6 +255,8 @@ tail -n +"$(( half + 1 ))" "$work/pool.all" >"$work/pool.wrong"
 # 4. otpd's own routes.
 BENCH_POOL="$work/pool.right" BENCH_MODE=right BENCH_OUT="$work/tokens" \
   run activate_right activate.lua /v1/apps/bench/otp/activate -d"${SECONDS_PER_RUN}s"
+BENCH_POOL="$work/pool.es" BENCH_MODE=right BENCH_OUT="$work/tokens-es" \
+  run activate_right_es256 activate.lua /v1/apps/bench_es/otp/activate -d"${SECONDS_PER_RUN}s"
 BENCH_POOL="$work/pool.wrong" BENCH_MODE=wrong \
   run activate_wrong activate.lua /v1/apps/bench/otp/activate -d"${SECONDS_PER_RUN}s"
 BENCH_TOKENS="$work/tokens" run refresh refresh.lua /v1/apps/bench/tokens/refresh -d"${SECONDS_PER_RUN}s"
@@ -254,7 +276,7 @@ cpu_ratio() {
 {
   echo "| run | requests/s | p50 ms | p99 ms | ratio to echo | ratio to bare echo | server CPU µs/request | ÷ bare echo's | Redis CPU µs/request | 5xx | socket errors |"
   echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-  for name in bare_echo echo redis activate_right activate_wrong refresh login; do
+  for name in bare_echo echo redis activate_right activate_right_es256 activate_wrong refresh login; do
     echo "| $name | ${rps[$name]} | ${p50[$name]} | ${p99[$name]} | $(ratio "${rps[$name]}" echo)" \
       "| $(ratio "${rps[$name]}" bare_echo) | ${server_cpu[$name]} | $(cpu_ratio "$name") | ${redis_cpu[$name]}" \
       "| ${server_errors[$name]} | ${socket_errors[$name]} |"
@@ -316,6 +338,7 @@ $summary.
 | echo | otpd's HTTP ceiling: the same echo route added to otpd's own application (\`otpd-bench serve\`), through all of otpd's middleware (access log, metrics, request ids, errors, body limit); echo / bare_echo is what the middleware costs |
 | redis | the Redis ceiling: \`redis-benchmark\` of the activation script (EVALSHA, a wrong code: attempts and quota written) |
 | activate_right | \`POST /v1/apps/{app}/otp/activate\` with each pending OTP's code, once: consumes the OTP, activates the user, stores a refresh token, signs a JWT (the run ends early when half the pool's codes are used; requests/s over the time it ran) |
+| activate_right_es256 | the same, for an app that signs ES256 tokens (P-256, OpenSSL): the difference to activate_right is what an asymmetric token costs per sign-in (\`otpd-bench jwt --alg …\` gives each algorithm's sign and verify cost alone) |
 | activate_wrong | the same route with wrong codes on random pending OTPs (401, then 429 once an OTP's attempts are spent) |
 | refresh | \`POST /v1/apps/{app}/tokens/refresh\`, each token rotated once |
 | login | \`POST /v1/apps/{app}/login/otp\`: quota checks, OTP stored, message signed and POSTed by libcurl to a local webhook sink (\`otpd-bench sink\`, raw NIO, on the same two cores) |
