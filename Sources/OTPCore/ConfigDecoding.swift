@@ -100,3 +100,37 @@ public enum DecodingPath {
         }
     }
 }
+
+/// A section of the configuration whose every key may be left out: its defaults are what
+/// `init()` sets, and `keys` says which key fills which property, in one line each. Decoding
+/// is strict (an unknown key is an error naming the keys there are) and needs no hand-written
+/// decoder: a new key is one line in `keys`.
+protocol DefaultedSection: Decodable {
+    init()
+    static var keys: [SectionKey<Self>] { get }
+}
+
+/// One key of a `DefaultedSection`: its name in the file and the property it fills.
+struct SectionKey<Section> {
+    let name: String
+    let read: (inout Section, KeyedDecodingContainer<AnyCodingKey>) throws -> Void
+
+    init<Value: Decodable>(_ name: String, _ property: WritableKeyPath<Section, Value>) {
+        self.name = name
+        read = { section, container in
+            if let value = try container.decodeIfPresent(Value.self, forKey: AnyCodingKey(stringValue: name)) {
+                section[keyPath: property] = value
+            }
+        }
+    }
+}
+
+extension DefaultedSection {
+    /// The defaults, then each key the file gives; a key `keys` does not list is an error.
+    init(decoding decoder: any Decoder) throws {
+        try decoder.rejectUnknownKeys(known: Self.keys.map(\.name))
+        let container = try decoder.container(keyedBy: AnyCodingKey.self)
+        self.init()
+        for key in Self.keys { try key.read(&self, container) }
+    }
+}

@@ -50,7 +50,7 @@ public struct Configuration: Sendable, Decodable {
 
     // MARK: server
 
-    public struct Server: Sendable, Decodable {
+    public struct Server: Sendable, DefaultedSection {
         public var host = "127.0.0.1"
         public var port = 8080
         public var trustedProxies: [String] = ["127.0.0.1/32"]
@@ -63,33 +63,26 @@ public struct Configuration: Sendable, Decodable {
         /// answers (discovery's `jwks_uri`); unset: from the request's Host.
         public var publicURL: String?
 
-        enum CodingKeys: String, CodingKey, CaseIterable {
-            case host, port
-            case trustedProxies = "trusted_proxies"
-            case maxBodyBytes = "max_body_bytes"
-            case idleTimeoutSeconds = "idle_timeout_seconds"
-            case maxConnections = "max_connections"
-            case publicURL = "public_url"
-        }
-
         init() {}
 
-        public init(from decoder: any Decoder) throws {
-            try decoder.rejectUnknownKeys(CodingKeys.self)
-            let c = try decoder.container(keyedBy: CodingKeys.self)
-            host = try c.value(.host, default: host)
-            port = try c.value(.port, default: port)
-            trustedProxies = try c.value(.trustedProxies, default: trustedProxies)
-            maxBodyBytes = try c.value(.maxBodyBytes, default: maxBodyBytes)
-            idleTimeoutSeconds = try c.value(.idleTimeoutSeconds, default: idleTimeoutSeconds)
-            maxConnections = try c.value(.maxConnections, default: maxConnections)
-            publicURL = try c.decodeIfPresent(String.self, forKey: .publicURL)
+        public init(from decoder: any Decoder) throws { try self.init(decoding: decoder) }
+
+        static var keys: [SectionKey<Self>] {
+            [
+                SectionKey("host", \.host),
+                SectionKey("port", \.port),
+                SectionKey("trusted_proxies", \.trustedProxies),
+                SectionKey("max_body_bytes", \.maxBodyBytes),
+                SectionKey("idle_timeout_seconds", \.idleTimeoutSeconds),
+                SectionKey("max_connections", \.maxConnections),
+                SectionKey("public_url", \.publicURL),
+            ]
         }
     }
 
     // MARK: redis
 
-    public struct Redis: Sendable, Decodable {
+    public struct Redis: Sendable, DefaultedSection {
         public enum Mode: String, Sendable, Decodable { case standalone, cluster }
         public var url = "redis://127.0.0.1:6379/0"
         public var mode = Mode.standalone
@@ -98,24 +91,19 @@ public struct Configuration: Sendable, Decodable {
         public var keyPrefix = "otpd"
         public var poolSize = 2
 
-        enum CodingKeys: String, CodingKey, CaseIterable {
-            case url, mode, nodes
-            case timeoutMilliseconds = "timeout_ms"
-            case keyPrefix = "key_prefix"
-            case poolSize = "pool_size"
-        }
-
         init() {}
 
-        public init(from decoder: any Decoder) throws {
-            try decoder.rejectUnknownKeys(CodingKeys.self)
-            let c = try decoder.container(keyedBy: CodingKeys.self)
-            url = try c.value(.url, default: url)
-            mode = try c.value(.mode, default: mode)
-            nodes = try c.value(.nodes, default: nodes)
-            timeoutMilliseconds = try c.value(.timeoutMilliseconds, default: timeoutMilliseconds)
-            keyPrefix = try c.value(.keyPrefix, default: keyPrefix)
-            poolSize = try c.value(.poolSize, default: poolSize)
+        public init(from decoder: any Decoder) throws { try self.init(decoding: decoder) }
+
+        static var keys: [SectionKey<Self>] {
+            [
+                SectionKey("url", \.url),
+                SectionKey("mode", \.mode),
+                SectionKey("nodes", \.nodes),
+                SectionKey("timeout_ms", \.timeoutMilliseconds),
+                SectionKey("key_prefix", \.keyPrefix),
+                SectionKey("pool_size", \.poolSize),
+            ]
         }
     }
 
@@ -153,7 +141,8 @@ public struct Configuration: Sendable, Decodable {
         public var tokens: Tokens
         public var password: Password
         public var templates: [String: Templates]
-        /// `{telegram: sms}`: when the Telegram Gateway refuses a number, the same code goes by SMS.
+        /// `{telegram: sms}`, `{whatsapp: sms}`: when that channel's gateway refuses a number, the
+        /// same code goes by SMS.
         public var fallback: [DeliveryChannel: DeliveryChannel]
 
         enum CodingKeys: String, CodingKey, CaseIterable {
@@ -191,7 +180,7 @@ public struct Configuration: Sendable, Decodable {
         }
     }
 
-    public struct OTP: Sendable, Decodable {
+    public struct OTP: Sendable, DefaultedSection {
         public enum Alphabet: String, Sendable, Decodable {
             /// 0-9
             case digits
@@ -204,27 +193,22 @@ public struct Configuration: Sendable, Decodable {
         public var maxAttempts = 5
         public var resendCooldownSeconds = 30
 
-        enum CodingKeys: String, CodingKey, CaseIterable {
-            case length, alphabet
-            case ttlSeconds = "ttl_seconds"
-            case maxAttempts = "max_attempts"
-            case resendCooldownSeconds = "resend_cooldown_seconds"
-        }
-
         init() {}
 
-        public init(from decoder: any Decoder) throws {
-            try decoder.rejectUnknownKeys(CodingKeys.self)
-            let c = try decoder.container(keyedBy: CodingKeys.self)
-            length = try c.value(.length, default: length)
-            alphabet = try c.value(.alphabet, default: alphabet)
-            ttlSeconds = try c.value(.ttlSeconds, default: ttlSeconds)
-            maxAttempts = try c.value(.maxAttempts, default: maxAttempts)
-            resendCooldownSeconds = try c.value(.resendCooldownSeconds, default: resendCooldownSeconds)
+        public init(from decoder: any Decoder) throws { try self.init(decoding: decoder) }
+
+        static var keys: [SectionKey<Self>] {
+            [
+                SectionKey("length", \.length),
+                SectionKey("alphabet", \.alphabet),
+                SectionKey("ttl_seconds", \.ttlSeconds),
+                SectionKey("max_attempts", \.maxAttempts),
+                SectionKey("resend_cooldown_seconds", \.resendCooldownSeconds),
+            ]
         }
     }
 
-    public struct Limits: Sendable, Decodable {
+    public struct Limits: Sendable, DefaultedSection {
         public var sendsPerIdentifierPerHour = 5
         public var sendsPerIPPerHour = 100
         public var failedAttemptsPerIdentifierPerHour = 10
@@ -242,36 +226,23 @@ public struct Configuration: Sendable, Decodable {
         public var allowedCountryCodes: [String] = []
         public var smsAndCallsPerAppPerHour = 1000
 
-        enum CodingKeys: String, CodingKey, CaseIterable {
-            case sendsPerIdentifierPerHour = "sends_per_identifier_per_hour"
-            case sendsPerIPPerHour = "sends_per_ip_per_hour"
-            case failedAttemptsPerIdentifierPerHour = "failed_attempts_per_identifier_per_hour"
-            case failedAttemptsPerIPPerHour = "failed_attempts_per_ip_per_hour"
-            case maxConsecutiveFailures = "max_consecutive_failures"
-            case lockoutSeconds = "lockout_seconds"
-            case refreshesPerSessionPerHour = "refreshes_per_session_per_hour"
-            case failedPasswordsPerIdentifierPerHour = "failed_passwords_per_identifier_per_hour"
-            case allowedCountryCodes = "allowed_country_codes"
-            case smsAndCallsPerAppPerHour = "sms_and_calls_per_app_per_hour"
-        }
-
         init() {}
 
-        public init(from decoder: any Decoder) throws {
-            try decoder.rejectUnknownKeys(CodingKeys.self)
-            let c = try decoder.container(keyedBy: CodingKeys.self)
-            sendsPerIdentifierPerHour = try c.value(.sendsPerIdentifierPerHour, default: sendsPerIdentifierPerHour)
-            sendsPerIPPerHour = try c.value(.sendsPerIPPerHour, default: sendsPerIPPerHour)
-            failedAttemptsPerIdentifierPerHour = try c.value(
-                .failedAttemptsPerIdentifierPerHour, default: failedAttemptsPerIdentifierPerHour)
-            failedAttemptsPerIPPerHour = try c.value(.failedAttemptsPerIPPerHour, default: failedAttemptsPerIPPerHour)
-            maxConsecutiveFailures = try c.value(.maxConsecutiveFailures, default: maxConsecutiveFailures)
-            lockoutSeconds = try c.value(.lockoutSeconds, default: lockoutSeconds)
-            refreshesPerSessionPerHour = try c.value(.refreshesPerSessionPerHour, default: refreshesPerSessionPerHour)
-            failedPasswordsPerIdentifierPerHour = try c.value(
-                .failedPasswordsPerIdentifierPerHour, default: failedPasswordsPerIdentifierPerHour)
-            allowedCountryCodes = try c.value(.allowedCountryCodes, default: allowedCountryCodes)
-            smsAndCallsPerAppPerHour = try c.value(.smsAndCallsPerAppPerHour, default: smsAndCallsPerAppPerHour)
+        public init(from decoder: any Decoder) throws { try self.init(decoding: decoder) }
+
+        static var keys: [SectionKey<Self>] {
+            [
+                SectionKey("sends_per_identifier_per_hour", \.sendsPerIdentifierPerHour),
+                SectionKey("sends_per_ip_per_hour", \.sendsPerIPPerHour),
+                SectionKey("failed_attempts_per_identifier_per_hour", \.failedAttemptsPerIdentifierPerHour),
+                SectionKey("failed_attempts_per_ip_per_hour", \.failedAttemptsPerIPPerHour),
+                SectionKey("max_consecutive_failures", \.maxConsecutiveFailures),
+                SectionKey("lockout_seconds", \.lockoutSeconds),
+                SectionKey("refreshes_per_session_per_hour", \.refreshesPerSessionPerHour),
+                SectionKey("failed_passwords_per_identifier_per_hour", \.failedPasswordsPerIdentifierPerHour),
+                SectionKey("allowed_country_codes", \.allowedCountryCodes),
+                SectionKey("sms_and_calls_per_app_per_hour", \.smsAndCallsPerAppPerHour),
+            ]
         }
     }
 
@@ -313,15 +284,14 @@ public struct Configuration: Sendable, Decodable {
         }
     }
 
-    public struct Password: Sendable, Decodable {
+    public struct Password: Sendable, DefaultedSection {
         public var minLength = 8
-        enum CodingKeys: String, CodingKey, CaseIterable { case minLength = "min_length" }
+
         init() {}
-        public init(from decoder: any Decoder) throws {
-            try decoder.rejectUnknownKeys(CodingKeys.self)
-            let c = try decoder.container(keyedBy: CodingKeys.self)
-            minLength = try c.value(.minLength, default: minLength)
-        }
+
+        public init(from decoder: any Decoder) throws { try self.init(decoding: decoder) }
+
+        static var keys: [SectionKey<Self>] { [SectionKey("min_length", \.minLength)] }
     }
 
     /// Message texts for one language; `{code}`, `{app_name}` and `{ttl_minutes}` are filled in.
