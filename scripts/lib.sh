@@ -89,3 +89,22 @@ free_cluster_port() {
   echo "error: no free cluster port found" >&2
   return 1
 }
+
+# ensure_venv DIR PACKAGE...: a Python virtual environment of its own at DIR (created when
+# missing) with the PyPI packages installed (quietly) when any is missing: test tools that
+# must not touch the system's Python.
+ensure_venv() {
+  local dir=$1 pkg missing=()
+  shift
+  if [ ! -x "$dir/bin/python" ]; then
+    echo "==> creating the virtual environment $dir"
+    python3 -m venv "$dir"
+  fi
+  for pkg in "$@"; do
+    "$dir/bin/python" -m pip show -q "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+  done
+  if ((${#missing[@]})); then
+    echo "==> installing ${missing[*]} (PyPI) into $dir"
+    "$dir/bin/python" -m pip install -q --disable-pip-version-check "${missing[@]}" >/dev/null
+  fi
+}

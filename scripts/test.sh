@@ -3,7 +3,8 @@
 # engine's tests (OTPStore, the v1 API, passwords, the import, project verify and the hub) a second time against a throwaway local Redis
 # Cluster (3 masters + 3 replicas, scripts/cluster.sh). The cluster client's own tests
 # (RedisClientTests) use that cluster in the first run. Last, scripts/fuzz.sh: schemathesis
-# against a live otpd and openapi.yaml.
+# against a live otpd and openapi.yaml; then scripts/interop-twilio.sh: Twilio's own Python
+# SDK against a live otpd's Twilio Verify routes.
 # Usage: scripts/test.sh [extra `swift test` arguments, e.g. --filter RedisClientTests]
 #        With arguments, only the first run happens (with them).
 set -euo pipefail
@@ -60,4 +61,5 @@ if (($# == 0)); then
   echo "==> cluster tests ran in $(( $(date +%s) - start ))s"
 
   scripts/fuzz.sh "$OTPD_TEST_REDIS_URL"
+  scripts/interop-twilio.sh "$OTPD_TEST_REDIS_URL"
 fi
