@@ -129,8 +129,10 @@ public struct TwilioVerify: Sendable {
                         sid: sid, to: to, channel: channel.rawValue, status: .pending, created: created / 1000,
                         updated: updated / 1000, sendAttempts: Self.attempts(attempts)))
             } catch {
-                // A new verification whose code went nowhere is no verification.
-                if !resent { _ = try? await engine.store.closeVerification(place, sid: sid) }
+                // A new verification whose code went nowhere is no verification, and a re-send
+                // that went nowhere no attempt; the `To`'s send and cooldown come back unless a
+                // gateway was reached (it billed the message), as the client's and app's do.
+                await engine.store.unsendVerification(new, sid: sid, resent: resent, giveBack: !error.gatewayReached)
                 return .undelivered(error)
             }
         }

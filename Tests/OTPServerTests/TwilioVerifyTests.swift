@@ -215,6 +215,40 @@ struct TwilioVerifyTests {
         }
     }
 
+    @Test func aFailedDeliveryLeavesNoVerificationAndNoCooldown() async throws {
+        // An SMS gateway nobody listens on: never reached, so nothing is spent.
+        let harness = try V1Harness { redisURL, prefix in
+            """
+            mode: development
+            redis: \(TestRedis.configurationYAML(url: redisURL, keyPrefix: prefix, timeoutMilliseconds: 5000))
+            security: {pepper: "test-pepper-0123456789abcdef"}
+            delivery:
+              sms: {provider: twilio, base_url: "http://127.0.0.1:9", account_sid: "AC0123", auth_token: "twilio-token", from: "+15005550006"}
+              email: {provider: log}
+              timeout_ms: 1000
+              retries: 0
+            apps:
+              - id: cool
+                channels: [email, sms]
+                otp: {resend_cooldown_seconds: 60}
+                tokens: {keys: [\(testJWTKey)]}
+            surfaces:
+              twilio_verify: {account_sid: \(Self.account), auth_token: "\(Self.token)", services: {\(Self.service): cool}}
+            """
+        }
+        try await harness.run { http in
+            let to = "+15005550106"
+            for _ in 0..<2 {
+                let failed = try await Self.form(http, Self.path("Verifications"), [("To", to), ("Channel", "sms")])
+                Self.expectTwilioError(failed, status: 502, code: 20500)
+            }
+            // Nothing pending: a check finds nothing; and the cooldown did not start (the
+            // second create above reached the gateway again instead of a 429).
+            let check = try await Self.form(http, Self.path("VerificationCheck"), [("To", to), ("Code", "123456")])
+            Self.expectTwilioError(check, status: 404, code: 20404)
+        }
+    }
+
     @Test func configurationChecksSIDsSecretsAndApps() throws {
         func refusal(_ block: String) -> String? {
             let yaml = testYAMLHeader(redisURL: TestRedis.url, prefix: "cfg", trustedProxies: "10.9.0.0/16") + """

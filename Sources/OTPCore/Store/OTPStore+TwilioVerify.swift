@@ -86,6 +86,11 @@ extension OTPStore {
         return closed
     }
 
+    /// Undoes a send whose code was not delivered (best effort): see `verifyUnsend.lua`.
+    func unsendVerification(_ verification: NewVerification, sid: String, resent: Bool, giveBack: Bool) async {
+        _ = try? await run(Scripts.verifyUnsend, (verification, sid, resent, giveBack))
+    }
+
     /// The sid of the verification at `place`, if there is one. A read.
     func verificationSID(_ place: VerificationPlace) async throws(OTPError) -> String? {
         let key = keys.twilioVerification(place.app, service: place.service, to: place.toHash)
@@ -167,6 +172,26 @@ extension Scripts {
         default: return .refused(try reply.codeRefusal())
         }
     }
+
+    static let verifyUnsend = StoreScript<
+        (verification: OTPStore.NewVerification, sid: String, resent: Bool, giveBack: Bool), Void
+    >(
+        "verifyUnsend", lua: PackageResources.verifyUnsend_lua,
+        keys: [
+            "verification_key": { u, k in
+                k.twilioVerification(u.verification.place.app, service: u.verification.place.service, to: u.verification.place.toHash)
+            },
+            "to_quota_key": { u, k in
+                k.twilioQuota(u.verification.place.app, service: u.verification.place.service, to: u.verification.place.toHash)
+            },
+        ],
+        arguments: [
+            "sid": { u, _ in RedisArgument(u.sid) },
+            "attempt_sid": { u, _ in RedisArgument(u.verification.attemptSID) },
+            "resent": { u, _ in RedisArgument(u.resent ? "1" : "0") },
+            "give_back": { u, _ in RedisArgument(u.giveBack ? "1" : "0") },
+        ]
+    ) { _ in }
 
     static let verifyClose = StoreScript<(place: OTPStore.VerificationPlace, sid: String), OTPStore.StoredVerification?>(
         "verifyClose", lua: PackageResources.verifyClose_lua,

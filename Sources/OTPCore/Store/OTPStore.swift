@@ -80,7 +80,7 @@ public enum Scripts {
         channelCheck.contract, botCode.contract, linkChat.contract, resetPassword.contract, passwordBegin.contract,
         passwordFinish.contract, rehashPassword.contract, importUser.contract, bindSocket.contract,
         checkSocket.contract, closeSocket.contract, hubSocketLease.contract, verifyCreate.contract,
-        verifyCheck.contract, verifyClose.contract,
+        verifyCheck.contract, verifyClose.contract, verifyUnsend.contract,
     ]
 
     public static let named: [String: ScriptContract] = Dictionary(uniqueKeysWithValues: all.map { ($0.name, $0) })
