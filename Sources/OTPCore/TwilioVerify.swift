@@ -97,6 +97,11 @@ public struct TwilioVerify: Sendable {
             default: throw error
             }
         }
+        // A verification has no user, so no linked chat: a channel that reaches linked chats
+        // (telegram) reaches a phone number only through the Telegram Gateway.
+        if channel.traits.reachesLinkedChat, engine.telegramGateway == nil {
+            return .failure(.invalidParameter(name: "Channel", reason: "telegram needs delivery.telegram_gateway (a verification has no linked chat)"))
+        }
         let place = place(app: app.id, service: service, identifier: identifier)
         let newSID = "VE" + place.toHash + Digest.hex(SecureRandom.bytes(8))
         let new = OTPStore.NewVerification(
@@ -164,7 +169,8 @@ public struct TwilioVerify: Sendable {
 
     /// Checks `code` against the `To`'s pending verification, or the one of `sid`: approved
     /// (and consumed), or pending with one attempt fewer (a wrong code is answered, as Twilio
-    /// does, not thrown). `DeviceIp`, when given, is the client whose wrong codes are counted.
+    /// does, not thrown). `deviceIP`, when given, is the client whose wrong codes are counted
+    /// (Twilio's check carries no `DeviceIp`: its controller passes nil).
     public func check(
         code: String, to: String?, sid: String?, service: String, appID: String, deviceIP: String?
     ) async throws(OTPError) -> Result<Verification, Refusal> {
