@@ -178,6 +178,10 @@ public struct TwilioVerify: Sendable {
         let place: OTPStore.VerificationPlace
         if let sid {
             guard let found = self.place(app: app.id, service: service, sid: sid) else { return .failure(.notFound) }
+            // Both named: they must name the same verification.
+            if let to, Identifier(to).map({ self.place(app: app.id, service: service, identifier: $0) }) != found {
+                return .failure(.notFound)
+            }
             place = found
         } else if let to {
             guard let identifier = Identifier(to) else {

@@ -122,6 +122,10 @@ struct TwilioVerifyTests {
             #expect((second.json["send_code_attempts"] as? [Any])?.count == 2)
             #expect(harness.capture.lastCode(to: to) == code)
             let sid = try #require(first.json["sid"] as? String)
+            // A sid and another To name no verification.
+            let mismatched = try await Self.form(
+                http, Self.path("VerificationCheck"), [("VerificationSid", sid), ("To", "+15005550199"), ("Code", code)])
+            Self.expectTwilioError(mismatched, status: 404, code: 20404)
             let wrong = try await Self.form(http, Self.path("VerificationCheck"), [("VerificationSid", sid), ("Code", "000000")])
             #expect(wrong.status == 200 && wrong.json["status"] as? String == "pending" && wrong.json["valid"] as? Bool == false)
             // Checked by sid, right: approved once, then gone.
