@@ -3,8 +3,10 @@
 # engine's tests (OTPStore, the v1 API, passwords, the import, project verify and the hub) a second time against a throwaway local Redis
 # Cluster (3 masters + 3 replicas, scripts/cluster.sh). The cluster client's own tests
 # (RedisClientTests) use that cluster in the first run. Last, scripts/fuzz.sh: schemathesis
-# against a live otpd and openapi.yaml; then scripts/interop.sh: PyPI's JWT libraries (Passage's
-# SDK, PyJWT) verifying a live otpd's tokens through its JWKS.
+# against a live otpd and openapi.yaml; then the libraries users reach otpd through, from PyPI,
+# each in a virtual environment of its own: scripts/interop.sh (Passage's SDK and PyJWT
+# verifying a live otpd's tokens through its JWKS) and scripts/interop-twilio.sh (Twilio's own
+# Python SDK against the Twilio Verify routes).
 # Usage: scripts/test.sh [extra `swift test` arguments, e.g. --filter RedisClientTests]
 #        With arguments, only the first run happens (with them).
 set -euo pipefail
@@ -62,4 +64,5 @@ if (($# == 0)); then
 
   scripts/fuzz.sh "$OTPD_TEST_REDIS_URL"
   scripts/interop.sh "$OTPD_TEST_REDIS_URL"
+  scripts/interop-twilio.sh "$OTPD_TEST_REDIS_URL"
 fi

@@ -24,7 +24,7 @@ public struct AppPolicy: Sendable {
                 (key.kid, key.privateKey.map(JWT.Key.privateKey) ?? .secret(Array((key.secret ?? "").utf8)))
             },
             activeKid: app.tokens.activeKid)
-        messages = app.templates.mapValues { Messages($0, app: app) }
+        messages = Dictionary(uniqueKeysWithValues: app.templates.map { ($0.key, Messages($0.value, app: app, language: $0.key)) })
     }
 
     /// An access token of this app's, signed with its active key.
@@ -54,8 +54,14 @@ public struct AppPolicy: Sendable {
     }
 
     /// Renders the message for `channel` in `language` (falling back to the app's default).
-    func message(channel: DeliveryChannel, language: String?, code: String) -> (subject: String?, text: String) {
-        let messages = messages(language: language)
+    /// `appName` replaces the app's name in `{app_name}` (Twilio Verify's `CustomFriendlyName`).
+    func message(channel: DeliveryChannel, language: String?, code: String, appName: String? = nil) -> (subject: String?, text: String) {
+        var messages = messages(language: language)
+        if let appName {
+            messages = Messages(
+                config.templates[messages.language] ?? Configuration.Templates(), app: config, appName: appName,
+                language: messages.language)
+        }
         return (messages.subjects[channel]?.render(code: code), messages.texts[channel]!.render(code: code))
     }
 
@@ -65,7 +71,8 @@ public struct AppPolicy: Sendable {
             let lowercased = language.lowercased()
             if let found = messages[lowercased] ?? messages[String(lowercased.prefix(2))] { return found }
         }
-        return messages[config.defaultLanguage] ?? Messages(Configuration.Templates(), app: config)
+        return messages[config.defaultLanguage]
+            ?? Messages(Configuration.Templates(), app: config, language: config.defaultLanguage)
     }
 
     /// One language's templates, split once at load: each send only joins the parts with its code.
@@ -73,10 +80,14 @@ public struct AppPolicy: Sendable {
         /// Every channel's message, and the subject line of those that have one.
         var texts: [DeliveryChannel: MessageTemplate] = [:]
         var subjects: [DeliveryChannel: MessageTemplate] = [:]
+        /// The key of these templates under the app's `templates`.
+        var language: String
 
-        init(_ templates: Configuration.Templates, app: Configuration.App) {
+        init(_ templates: Configuration.Templates, app: Configuration.App, appName: String? = nil, language: String) {
+            self.language = language
             let minutes = String(max(1, (app.otp.ttlSeconds + 59) / 60))
-            func compile(_ text: String) -> MessageTemplate { MessageTemplate(text, appName: app.name, ttlMinutes: minutes) }
+            let name = appName ?? app.name
+            func compile(_ text: String) -> MessageTemplate { MessageTemplate(text, appName: name, ttlMinutes: minutes) }
             for channel in DeliveryChannel.allCases {
                 texts[channel] = compile(templates.text(for: channel))
                 subjects[channel] = templates.subject(for: channel).map(compile)

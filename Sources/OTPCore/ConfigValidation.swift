@@ -350,5 +350,28 @@ struct ConfigurationCheck {
             try secret(channelAPI.basicAuth.password, "surfaces.channel_api.basic_auth.password", minBytes: 12)
             try count(channelAPI.maxAttempts, "surfaces.channel_api.max_attempts", max: 1000)
         }
+        if let verify = surfaces.twilioVerify { try twilioVerify(verify, appIDs: ids) }
+    }
+
+    /// `surfaces.twilio_verify`: Twilio's SID shapes (a Twilio SDK checks none, but a SID is
+    /// echoed in every resource and names a service in every path), secrets, and apps that exist.
+    mutating func twilioVerify(_ verify: Configuration.Surfaces.TwilioVerify, appIDs ids: Set<String>) throws(ConfigurationError) {
+        let key = "surfaces.twilio_verify"
+        try require(Self.isSID(verify.accountSID, "AC"), "\(key).account_sid", "must be 'AC' and 32 hex digits")
+        try secret(verify.authToken, "\(key).auth_token", minBytes: 16)
+        for (sid, secretValue) in verify.apiKeys.sorted(by: { $0.key < $1.key }) {
+            try require(Self.isSID(sid, "SK"), "\(key).api_keys", "'\(sid)' must be 'SK' and 32 hex digits")
+            try secret(secretValue, "\(key).api_keys.\(sid)", minBytes: 16)
+        }
+        try require(!verify.services.isEmpty, "\(key).services", "must map at least one service SID to an app")
+        for (sid, app) in verify.services.sorted(by: { $0.key < $1.key }) {
+            try require(Self.isSID(sid, "VA"), "\(key).services", "'\(sid)' must be 'VA' and 32 hex digits")
+            try require(ids.contains(app), "\(key).services.\(sid)", "no app has the id '\(app)'")
+        }
+    }
+
+    /// A Twilio SID: its two-letter prefix and 32 lower-case hex digits.
+    static func isSID(_ sid: String, _ prefix: String) -> Bool {
+        sid.hasPrefix(prefix) && isHex(sid.dropFirst(2), count: 32) && !sid.dropFirst(2).contains(where: \.isUppercase)
     }
 }

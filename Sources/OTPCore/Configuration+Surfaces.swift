@@ -57,14 +57,42 @@ extension Configuration {
             }
         }
 
+        /// `surfaces.twilio_verify`: the Verify v2 API of Twilio, answered for configured services.
+        public struct TwilioVerify: Sendable, Decodable {
+            /// "AC" + 32 hex: the HTTP Basic user name, and the `account_sid` of every resource.
+            public var accountSID: String
+            /// The HTTP Basic password that goes with `accountSID`.
+            public var authToken: String
+            /// API key SID ("SK" + 32 hex) → its secret: also accepted as HTTP Basic.
+            public var apiKeys: [String: String]
+            /// Verify service SID ("VA" + 32 hex) → the id of the app it serves.
+            public var services: [String: String]
+            enum CodingKeys: String, CodingKey, CaseIterable {
+                case accountSID = "account_sid"
+                case authToken = "auth_token"
+                case apiKeys = "api_keys"
+                case services
+            }
+            public init(from decoder: any Decoder) throws {
+                try decoder.rejectUnknownKeys(CodingKeys.self)
+                let c = try decoder.container(keyedBy: CodingKeys.self)
+                accountSID = try c.decode(String.self, forKey: .accountSID)
+                authToken = try c.decode(String.self, forKey: .authToken)
+                apiKeys = try c.value(.apiKeys, default: [:])
+                services = try c.decode([String: String].self, forKey: .services)
+            }
+        }
+
         public var passwordReset: AppBinding?
         public var hub: Hub?
         public var channelAPI: ChannelAPI?
+        public var twilioVerify: TwilioVerify?
 
         enum CodingKeys: String, CodingKey, CaseIterable {
             case hub
             case passwordReset = "password_reset"
             case channelAPI = "channel_api"
+            case twilioVerify = "twilio_verify"
         }
 
         init() {}
@@ -75,6 +103,7 @@ extension Configuration {
             passwordReset = try c.decodeIfPresent(AppBinding.self, forKey: .passwordReset)
             hub = try c.decodeIfPresent(Hub.self, forKey: .hub)
             channelAPI = try c.decodeIfPresent(ChannelAPI.self, forKey: .channelAPI)
+            twilioVerify = try c.decodeIfPresent(TwilioVerify.self, forKey: .twilioVerify)
         }
     }
 }

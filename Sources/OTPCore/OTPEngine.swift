@@ -301,10 +301,12 @@ public final class OTPEngine: Sendable {
     /// fallback for the channel (`fallback: {telegram: sms, whatsapp: sms}`), the same code
     /// goes by SMS — under the same rules as any SMS (allowed countries, the app's hourly SMS
     /// and calls).
+    /// `appName`, when given, replaces the app's name in the message (Twilio Verify's
+    /// `CustomFriendlyName`).
     func deliver(
-        code: String, of otp: OTPStore.NewOTP, chat: String?, language: String?, app: AppPolicy
+        code: String, of otp: OTPStore.NewOTP, chat: String?, language: String?, app: AppPolicy, appName: String? = nil
     ) async throws(Undelivered) -> DeliveryChannel {
-        let (subject, text) = app.message(channel: otp.channel, language: language, code: code)
+        let (subject, text) = app.message(channel: otp.channel, language: language, code: code, appName: appName)
         let message = OutboundMessage(
             channel: otp.channel, to: chat ?? otp.identifier.value, subject: subject, text: text, reference: otp.otpID,
             code: code, ttlSeconds: otp.ttlSeconds, language: language ?? app.config.defaultLanguage)
@@ -322,7 +324,7 @@ public final class OTPEngine: Sendable {
         // The gateway was reached (it refused the number): from here on the quotas stay spent.
         let second = OutboundMessage(
             channel: fallback, to: otp.identifier.value,
-            text: app.message(channel: fallback, language: language, code: code).text, reference: otp.otpID)
+            text: app.message(channel: fallback, language: language, code: code, appName: appName).text, reference: otp.otpID)
         guard (try? resolveChannel(fallback.rawValue, identifier: otp.identifier, app: app, enabledOnly: false)) != nil
         else { throw Undelivered(error: .deliveryFailed, gatewayReached: true) }
         let failure: DeliveryError?

@@ -140,6 +140,9 @@ func buildRouter(
             .addRoutes(to: router)
     }
     ProjectVerifyController(engine: engine, metrics: metrics, clientAddress: clientAddress).addRoutes(to: router)
+    if let verify = configuration.surfaces.twilioVerify {
+        TwilioVerifyController(engine: engine, metrics: metrics, configuration: verify).addRoutes(to: router)
+    }
     // WhatsApp's status webhook: authentic only with the Cloud API's provider and its secrets.
     var whatsappCloud: Configuration.Gateway.WhatsAppCloud?
     if case .whatsappCloud(let cloud) = configuration.delivery.gateway(for: .whatsapp) { whatsappCloud = cloud }

@@ -27,6 +27,8 @@ extension Dialect {
             return failure(error, logger: context.logger)
         case let refusal as APIError:
             return failure(refusal)
+        case let malformed as FormBody.Malformed:
+            return failure(malformed.refusal)
         case let error as HTTPError:
             return failure(APIError(error, request: request))
         default:

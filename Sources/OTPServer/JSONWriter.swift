@@ -48,6 +48,18 @@ struct JSONWriter {
         bytes.append(contentsOf: inner.finish())
     }
 
+    /// An array of objects.
+    mutating func field(_ name: String, objects: [JSONWriter]) {
+        key(name)
+        bytes.append(UInt8(ascii: "["))
+        for (index, object) in objects.enumerated() {
+            if index > 0 { bytes.append(UInt8(ascii: ",")) }
+            var inner = object
+            bytes.append(contentsOf: inner.finish())
+        }
+        bytes.append(UInt8(ascii: "]"))
+    }
+
     /// The finished object as a JSON response.
     mutating func response(status: HTTPResponse.Status = .ok) -> Response {
         Response(

@@ -26,6 +26,11 @@ struct KeySpace: Sendable {
     func channelCode(_ channel: DeliveryChannel, destination: String) -> String {
         "\(prefix):{ch:\(channel.rawValue):\(destination)}"
     }
+    /// A Twilio Verify verification (`v`) and the quotas of its `To` (`q`), by the service's
+    /// SID (a configured one) and a 16-hex HMAC of the `To`: no phone number or email in a key
+    /// name, and each `To` of each service a tag of its own.
+    func twilioVerification(_ app: String, service: String, to: String) -> String { "\(prefix):{\(app):tv:\(service):\(to)}:v" }
+    func twilioQuota(_ app: String, service: String, to: String) -> String { "\(prefix):{\(app):tv:\(service):\(to)}:q" }
     /// The Telegram bot's state shares one tag, so one script dedupes an update and stores its
     /// code: an update handled (`u:`, a day) and a code handed out (`c:` + its hash → chat id).
     func botUpdate(_ updateID: Int64) -> String { "\(prefix):{tg}:u:\(updateID)" }

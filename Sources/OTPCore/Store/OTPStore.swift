@@ -79,7 +79,8 @@ public enum Scripts {
         hourlyCounter.contract, giveBack.contract, unlock.contract, channelCreate.contract, channelCancel.contract,
         channelCheck.contract, botCode.contract, linkChat.contract, resetPassword.contract, passwordBegin.contract,
         passwordFinish.contract, rehashPassword.contract, importUser.contract, bindSocket.contract,
-        checkSocket.contract, closeSocket.contract, hubSocketLease.contract,
+        checkSocket.contract, closeSocket.contract, hubSocketLease.contract, verifyCreate.contract,
+        verifyCheck.contract, verifyClose.contract, verifyUnsend.contract,
     ]
 
     public static let named: [String: ScriptContract] = Dictionary(uniqueKeysWithValues: all.map { ($0.name, $0) })
