@@ -83,7 +83,7 @@ public struct UserImporter: Sendable {
     static let importWorkers = 64
 
     private func store(_ batch: [OTPStore.ImportedUser], into summary: inout ImportSummary) async throws(OTPError) {
-        let store = self.store
+        let store = engine.store
         let workers = min(Self.importWorkers, batch.count)
         let results = await withTaskGroup(of: Result<(created: Int, existing: Int), OTPError>.self) { group in
             for worker in 0..<workers {
@@ -91,7 +91,7 @@ public struct UserImporter: Sendable {
                     var counts = (created: 0, existing: 0)
                     for index in stride(from: worker, to: batch.count, by: workers) {
                         do throws(OTPError) {
-                            if try await engine.store.importUser(batch[index]) { counts.created += 1 } else { counts.existing += 1 }
+                            if try await store.importUser(batch[index]) { counts.created += 1 } else { counts.existing += 1 }
                         } catch {
                             return .failure(error)
                         }
