@@ -67,8 +67,9 @@ public final class RedisClient: Service, Sendable {
     }
 
     /// Runs the script with EVALSHA; when the server does not know it yet (NOSCRIPT, after a
-    /// restart, a SCRIPT FLUSH or a failover), loads it with SCRIPT LOAD on that same server
-    /// and runs it again.
+    /// restart, a SCRIPT FLUSH or a failover), runs it with EVAL and its source, which also
+    /// caches it there: one more round trip, and no window between loading and running in
+    /// which another flush could lose it again.
     ///
     /// The keys must all hash to one cluster slot — in standalone mode too, so a script that
     /// could not run on a cluster fails in every test. Otherwise this throws `.crossSlot`
@@ -85,11 +86,10 @@ public final class RedisClient: Service, Sendable {
             return try await send(command, route: route)
         } catch where error.serverErrorPrefix == "NOSCRIPT" {
             // In a cluster the NOSCRIPT may come from a node the command was redirected to (a
-            // slot migrating, a failover) while the slot map still names another: load the
-            // script on every master, so that wherever the command runs next, it is known.
-            let load: RedisCommandRoute
-            if case .cluster = backend { load = .everyMaster } else { load = route }
-            _ = try await send(["SCRIPT", "LOAD", RedisArgument(script.source)], route: load)
+            // slot migrating, a failover): EVAL follows the same redirects, and whichever node
+            // runs it knows the script from then on.
+            command[0] = "EVAL"
+            command[1] = RedisArgument(script.source)
             return try await send(command, route: route)
         }
     }
