@@ -116,7 +116,7 @@ public struct TwilioVerify: Sendable {
             giveBack: { (sent: Sent) in sent.giveBack }
         ) { () async throws(OTPError) -> Sent in
             let stored = try await engine.store.createVerification(new)
-            guard case .sent(let sid, let to, let created, let updated, let attempts, let resent) = stored else {
+            guard case .sent(let sid, let to, let created, let updated, let attempts) = stored else {
                 return .refused(stored)
             }
             let code = code(app: app, sid: sid)
@@ -137,7 +137,7 @@ public struct TwilioVerify: Sendable {
                 // A new verification whose code went nowhere is no verification, and a re-send
                 // that went nowhere no attempt; the `To`'s send and cooldown come back unless a
                 // gateway was reached (it billed the message), as the client's and app's do.
-                await engine.store.unsendVerification(new, sid: sid, resent: resent, giveBack: !error.gatewayReached)
+                await engine.store.unsendVerification(new, sid: sid, giveBack: !error.gatewayReached)
                 return .undelivered(error)
             }
         }

@@ -51,6 +51,31 @@ struct TwilioVerifyRulesTests {
         }
     }
 
+    /// Two creates race for one `To`: the first makes the verification and its delivery fails
+    /// late, after the second re-sent it and its code went out. Undoing the first must not take
+    /// the verification whose code the user now holds.
+    @Test func aLateFailedFirstSendDoesNotUndoAResendThatWentOut() async throws {
+        try await EngineTests.withEngine { engine, gateway, clock, _ in
+            let verify = TwilioVerify(engine: engine)
+            let to = EngineTests.email()
+            let first = try await Self.create(verify, to)
+            clock.advance(seconds: 30)
+            let second = try await Self.create(verify, to)
+            #expect(second.sid == first.sid && second.sendAttempts.count == 2)
+            let code = try EngineTests.lastCode(gateway)
+            // The first create's undo, as it runs when its delivery fails (no gateway reached).
+            let identifier = try #require(Identifier(to))
+            let undone = OTPStore.NewVerification(
+                place: verify.place(app: "rules", service: Self.service, identifier: identifier), sid: first.sid,
+                codeHash: [], to: to, channel: .email, attemptSID: first.sendAttempts[0].sid, ttlSeconds: 600,
+                cooldownSeconds: 30, sendsPerHour: 3, maxAttempts: 3, maxSends: TwilioVerify.maxSends)
+            await engine.store.unsendVerification(undone, sid: first.sid, giveBack: true)
+            let kept = try #require(try await verify.fetch(sid: first.sid, service: Self.service, appID: "rules"))
+            #expect(kept.sendAttempts.map(\.sid) == [second.sendAttempts[1].sid], "only the failed attempt is gone")
+            #expect(try await Self.check(verify, to, code).status == .approved)
+        }
+    }
+
     @Test func spentAttemptsKillTheVerificationAndWrongCodesInARowLockTheTo() async throws {
         try await EngineTests.withEngine { engine, gateway, clock, observed in
             let verify = TwilioVerify(engine: engine)

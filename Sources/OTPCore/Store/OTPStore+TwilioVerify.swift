@@ -39,8 +39,8 @@ extension OTPStore {
     }
 
     enum VerificationSendOutcome: Sendable, Hashable {
-        /// A new verification (`resent` false) or one more send of the pending one.
-        case sent(sid: String, to: String, createdMilliseconds: Int, updatedMilliseconds: Int, attempts: String, resent: Bool)
+        /// A new verification or one more send of the pending one.
+        case sent(sid: String, to: String, createdMilliseconds: Int, updatedMilliseconds: Int, attempts: String)
         case locked(retryAfter: Int)
         case cooldown(retryAfter: Int)
         case rateLimited(retryAfter: Int)
@@ -87,8 +87,8 @@ extension OTPStore {
     }
 
     /// Undoes a send whose code was not delivered (best effort): see `verifyUnsend.lua`.
-    func unsendVerification(_ verification: NewVerification, sid: String, resent: Bool, giveBack: Bool) async {
-        _ = try? await run(Scripts.verifyUnsend, (verification, sid, resent, giveBack))
+    func unsendVerification(_ verification: NewVerification, sid: String, giveBack: Bool) async {
+        _ = try? await run(Scripts.verifyUnsend, (verification, sid, giveBack))
     }
 
     /// The sid of the verification at `place`, if there is one. A read.
@@ -135,7 +135,7 @@ extension Scripts {
         case "created", "resent":
             return .sent(
                 sid: try reply.string(1), to: try reply.string(5), createdMilliseconds: try reply.int(2),
-                updatedMilliseconds: try reply.int(3), attempts: try reply.string(4), resent: reply.status == "resent")
+                updatedMilliseconds: try reply.int(3), attempts: try reply.string(4))
         case "locked": return .locked(retryAfter: try reply.int(1))
         case "cooldown": return .cooldown(retryAfter: try reply.int(1))
         case "rate_limited": return .rateLimited(retryAfter: try reply.int(1))
@@ -174,7 +174,7 @@ extension Scripts {
     }
 
     static let verifyUnsend = StoreScript<
-        (verification: OTPStore.NewVerification, sid: String, resent: Bool, giveBack: Bool), Void
+        (verification: OTPStore.NewVerification, sid: String, giveBack: Bool), Void
     >(
         "verifyUnsend", lua: PackageResources.verifyUnsend_lua,
         keys: [
@@ -188,7 +188,6 @@ extension Scripts {
         arguments: [
             "sid": { u, _ in RedisArgument(u.sid) },
             "attempt_sid": { u, _ in RedisArgument(u.verification.attemptSID) },
-            "resent": { u, _ in RedisArgument(u.resent ? "1" : "0") },
             "give_back": { u, _ in RedisArgument(u.giveBack ? "1" : "0") },
         ]
     ) { _ in }

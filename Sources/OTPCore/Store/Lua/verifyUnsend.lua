@@ -1,17 +1,24 @@
 -- Undoes a Twilio Verify send whose code was not delivered, if the verification is still the
--- one of sid: a new verification is deleted, a re-send's attempt removed. When no gateway was
+-- one of sid: the send's own attempt is removed, and a verification left with none (a new one
+-- nobody re-sent meanwhile) is deleted. A re-send that raced ahead and went out keeps the
+-- verification and its code. When no gateway was
 -- reached (give_back 1), the send and the cooldown are given back too, so the failure leaves
 -- the `To`'s quotas as they were (the send was only allowed once the cooldown had passed).
 -- Returns 1.
 local v = redis.call('HMGET', verification_key, 'i', 'l', 'n')
 if v[1] == sid then
-  if resent == '1' then
-    local head, tail = string.match(v[2], '^(.*);([^;]*)$')
-    if tail and string.sub(tail, 1, #attempt_sid + 1) == attempt_sid .. ',' then
-      redis.call('HSET', verification_key, 'l', head, 'n', math.max(1, tonumber(v[3]) - 1))
+  local kept, found = {}, false
+  for attempt in string.gmatch(v[2], '[^;]+') do
+    if not found and string.sub(attempt, 1, #attempt_sid + 1) == attempt_sid .. ',' then
+      found = true
+    else
+      table.insert(kept, attempt)
     end
-  else
+  end
+  if #kept == 0 then
     redis.call('DEL', verification_key)
+  elseif found then
+    redis.call('HSET', verification_key, 'l', table.concat(kept, ';'), 'n', math.max(1, tonumber(v[3]) - 1))
   end
 end
 if give_back == '1' then
