@@ -119,14 +119,10 @@ struct ChatID: Decodable, Sendable {
     }
 }
 
-/// The channel API's HTTP Basic credentials, compared in constant time: the SHA-256 of what
-/// the client sent against the SHA-256 of `username:password`, so neither the length nor the
-/// first differing byte shows in the timing.
-struct BasicCredentials: Sendable {
-    private let expected: [UInt8]?
-
+/// The channel API's credentials: `surfaces.channel_api.basic_auth`, none when it is absent.
+extension BasicCredentials {
     init(_ configured: Configuration.Surfaces.ChannelAPI?) {
-        expected = configured.map { Digest.sha256(Array("\($0.basicAuth.username):\($0.basicAuth.password)".utf8)) }
+        self.init(configured.map { [(user: $0.basicAuth.username, password: $0.basicAuth.password)] } ?? [])
     }
 
     static let challenge = APIError(
@@ -135,16 +131,6 @@ struct BasicCredentials: Sendable {
 
     /// Throws 401 with `WWW-Authenticate` unless the request carries the configured credentials.
     func check(_ request: Request) throws {
-        guard let expected, let header = request.headers[.authorization] else { throw Self.challenge }
-        let parts = header.split(separator: " ", maxSplits: 1)
-        guard parts.count == 2, parts[0].lowercased() == "basic",
-            let decoded = Data(base64Encoded: String(parts[1].trimmingCharacters(in: .whitespaces)))
-        else { throw Self.challenge }
-        guard Digest.constantTimeEquals(Digest.sha256(Array(decoded)), expected) else { throw Self.challenge }
-    }
-
-    /// Whether the request carries Basic credentials at all (right or wrong).
-    static func isBasic(_ request: Request) -> Bool {
-        request.headers[.authorization]?.lowercased().hasPrefix("basic ") ?? false
+        guard accept(request) else { throw Self.challenge }
     }
 }

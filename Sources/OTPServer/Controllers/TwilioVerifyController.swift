@@ -15,12 +15,15 @@ struct TwilioVerifyController {
     let engine: OTPEngine
     let metrics: ServerMetrics
     let configuration: Configuration.Surfaces.TwilioVerify
-    let credentials: TwilioCredentials
+    /// The account SID with its auth token, or an API key SID with its secret.
+    let credentials: BasicCredentials
     var verify: TwilioVerify { TwilioVerify(engine: engine) }
 
     init(engine: OTPEngine, metrics: ServerMetrics, configuration: Configuration.Surfaces.TwilioVerify) {
         (self.engine, self.metrics, self.configuration) = (engine, metrics, configuration)
-        credentials = TwilioCredentials(configuration)
+        credentials = BasicCredentials(
+            [(user: configuration.accountSID, password: configuration.authToken)]
+                + configuration.apiKeys.map { (user: $0.key, password: $0.value) })
     }
 
     func addRoutes(to router: Router<OTPRequestContext>) {
@@ -34,7 +37,7 @@ struct TwilioVerifyController {
 
     /// The route's service SID and its app, after the credentials: an unknown service is 404.
     func service(_ request: Request, _ context: OTPRequestContext) throws -> (sid: String, app: String) {
-        try credentials.check(request)
+        guard credentials.accept(request) else { throw TwilioFailure.unauthorized }
         guard let sid = context.parameters.get("ServiceSid"), let app = configuration.services[sid] else {
             throw TwilioFailure.notFound
         }
@@ -167,26 +170,3 @@ struct TwilioVerifyController {
     }
 }
 
-/// HTTP Basic for Twilio Verify: the account SID and auth token, or an API key SID and its
-/// secret. Each accepted pair is held as the SHA-256 of `user:password`, and the request's is
-/// compared with every one in constant time, so neither which pair nor how much matched shows.
-struct TwilioCredentials: Sendable {
-    private let accepted: [[UInt8]]
-
-    init(_ configured: Configuration.Surfaces.TwilioVerify) {
-        accepted = ([(configured.accountSID, configured.authToken)] + configured.apiKeys.map { ($0.key, $0.value) })
-            .map { Digest.sha256(Array("\($0.0):\($0.1)".utf8)) }
-    }
-
-    func check(_ request: Request) throws {
-        guard let header = request.headers[.authorization] else { throw TwilioFailure.unauthorized }
-        let parts = header.split(separator: " ", maxSplits: 1)
-        guard parts.count == 2, parts[0].lowercased() == "basic",
-            let decoded = Data(base64Encoded: String(parts[1]).trimmingASCIIWhitespace())
-        else { throw TwilioFailure.unauthorized }
-        let presented = Digest.sha256(Array(decoded))
-        var matched = false
-        for expected in accepted { matched = Digest.constantTimeEquals(presented, expected) || matched }
-        guard matched else { throw TwilioFailure.unauthorized }
-    }
-}
