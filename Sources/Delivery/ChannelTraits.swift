@@ -29,42 +29,47 @@ public struct ChannelTraits: Sendable, Hashable {
 }
 
 extension DeliveryChannel {
-    /// The channel table.
+    /// The channel table: one row per channel, built once (guards read it on every send).
     public var traits: ChannelTraits {
         switch self {
-        case .email:
-            ChannelTraits(
-                reaches: [.email], reachesLinkedChat: false, isPaid: false, channelAPIPath: "email",
-                template: .init(key: "email_text", defaultText: "Your code is {code}. It expires in {ttl_minutes} minutes."),
-                subjectTemplate: .init(key: "email_subject", defaultText: "Your {app_name} code"))
-        case .sms:
-            ChannelTraits(
-                reaches: [.phone], reachesLinkedChat: false, isPaid: true, channelAPIPath: "sms",
-                template: .init(key: "sms", defaultText: "{code} is your {app_name} code"))
-        case .call:
-            ChannelTraits(
-                reaches: [.phone], reachesLinkedChat: false, isPaid: true, channelAPIPath: "call",
-                template: .init(key: "call", defaultText: "Your {app_name} code is {code}"))
-        case .telegram:
-            // A phone number through the Telegram Gateway (when configured), or a linked chat.
-            ChannelTraits(
-                reaches: [.phone], reachesLinkedChat: true, isPaid: false, channelAPIPath: "telegram",
-                template: .init(key: "telegram", defaultText: "{code} is your {app_name} code"))
-        case .whatsapp:
-            // Meta's approved authentication template writes the text around the code: the
-            // app's template is the text of the log gateway and of a webhook only.
-            ChannelTraits(
-                reaches: [.phone], reachesLinkedChat: false, isPaid: true, channelAPIPath: "whatsapp",
-                template: .init(key: "whatsapp", defaultText: "{code} is your {app_name} code"))
+        case .email: Self.emailTraits
+        case .sms: Self.smsTraits
+        case .call: Self.callTraits
+        case .telegram: Self.telegramTraits
+        case .whatsapp: Self.whatsappTraits
         }
     }
+
+    private static let emailTraits = ChannelTraits(
+        reaches: [.email], reachesLinkedChat: false, isPaid: false, channelAPIPath: "email",
+        template: .init(key: "email_text", defaultText: "Your code is {code}. It expires in {ttl_minutes} minutes."),
+        subjectTemplate: .init(key: "email_subject", defaultText: "Your {app_name} code"))
+
+    private static let smsTraits = ChannelTraits(
+        reaches: [.phone], reachesLinkedChat: false, isPaid: true, channelAPIPath: "sms",
+        template: .init(key: "sms", defaultText: "{code} is your {app_name} code"))
+
+    private static let callTraits = ChannelTraits(
+        reaches: [.phone], reachesLinkedChat: false, isPaid: true, channelAPIPath: "call",
+        template: .init(key: "call", defaultText: "Your {app_name} code is {code}"))
+
+    // A phone number through the Telegram Gateway (when configured), or a linked chat.
+    private static let telegramTraits = ChannelTraits(
+        reaches: [.phone], reachesLinkedChat: true, isPaid: false, channelAPIPath: "telegram",
+        template: .init(key: "telegram", defaultText: "{code} is your {app_name} code"))
+
+    // Meta's approved authentication template writes the text around the code: the app's
+    // template is the text of the log gateway and of a webhook only.
+    private static let whatsappTraits = ChannelTraits(
+        reaches: [.phone], reachesLinkedChat: false, isPaid: true, channelAPIPath: "whatsapp",
+        template: .init(key: "whatsapp", defaultText: "{code} is your {app_name} code"))
 
     /// Every template key of the table, subjects included.
     public static var templateKeys: [String] {
         allCases.flatMap { [$0.traits.subjectTemplate?.key, $0.traits.template.key].compactMap { $0 } }
     }
 
-    /// The channels, as the error that names them lists them: "email, sms, call or telegram".
+    /// The channels, as the error that names them lists them: "email, sms, call, telegram or whatsapp".
     public static var spelledOut: String {
         let names = allCases.map(\.rawValue)
         return names.dropLast().joined(separator: ", ") + " or " + names.last!
