@@ -45,7 +45,7 @@ struct PasswordResetController {
         switch body.action {
         case "create":
             let email = try Self.require(body.email, "email")
-            let result = try await passwords.sendReset(appID: appID, email: email, clientIP: clientIP)
+            _ = try await passwords.sendReset(appID: appID, email: email, clientIP: clientIP)
             return ResetReply(.ok, Self.sent).response()
         case "validate":
             let email = try Self.require(body.email, "email")
