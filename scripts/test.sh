@@ -42,11 +42,12 @@ if (($# == 0)); then
   # The suites that measure time (a connection cut after 1 s, Redis killed mid-burst, a
   # 25 ms reconnect backoff, a process stopped under load, a first head never finished, a
   # command timeout, an unreachable server answered within their bounds, 100,000 users
-  # imported within 45 s, gateway retries and timeouts within theirs) run
+  # imported within 45 s, gateway retries and timeouts within theirs, requests that never wait
+  # for a stuck log, and the suites that compare an unknown user's timing with a known one's) run
   # after the others, one at a time, on an otherwise idle machine: beside the parallel
   # suite's scrypt hashing and bulk import on two cores — or beside each other, when one
   # kills Redis while another times a trickled body — they would measure the load, not otpd.
-  timed='FaultTests|SlowClientTests|ProcessTests|ConnectionSlotTests|HubTests|RedisClientTests\.RedisClientTests|ImportTests|GatewayRetryTests|DeliveryFlowTests'
+  timed='FaultTests|SlowClientTests|ProcessTests|ConnectionSlotTests|HubTests|RedisClientTests\.RedisClientTests|ImportTests|GatewayRetryTests|DeliveryFlowTests|LoggingTests|OTPServerTests\.ServerTests|V1Tests|TelegramTests|PasswordTests|GuardTests'
   swift test --skip-build --skip "$timed"
   echo "==> swift test (standalone Redis): the timed suites, alone"
   swift test --skip-build --no-parallel --filter "$timed"
