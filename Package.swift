@@ -123,6 +123,7 @@ let package = Package(
                 "OTPServer",
                 "OTPCore",
                 "OTPCrypto",
+                "RedisClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),

@@ -116,7 +116,7 @@ done
 base="http://127.0.0.1:$otpd_port"
 redis_pid=$(redis-cli -p "$redis_port" info server | awk -F: '/^process_id:/ {print $2+0}')
 clock_ticks=$(getconf CLK_TCK)
-declare -A rps p50 p99 server_errors socket_errors requests server_cpu redis_cpu
+declare -A rps p50 p99 server_errors socket_errors requests server_cpu redis_cpu redis_script
 # cpu_ticks PID: the CPU time (user + system, in clock ticks) the process has used so far,
 # from /proc/PID/stat (the fields after the command name, which is in parentheses).
 cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }
@@ -132,7 +132,7 @@ run_at() {
   local at=$1 name=$2 script=$3 path=$4
   shift 4
   rps[$name]=0 p50[$name]=- p99[$name]=- server_errors[$name]=- socket_errors[$name]=-
-  server_cpu[$name]=- redis_cpu[$name]=-
+  server_cpu[$name]=- redis_cpu[$name]=- redis_script[$name]=-
   wanted "$name" || return 0
   echo "==> $name"
   local line perf_pid= server_pid server_before redis_before
@@ -146,6 +146,7 @@ run_at() {
     perf record -F 999 -g -o "$PROFILE_OUT/$name.data" "${target[@]}" -- sleep "$SECONDS_PER_RUN" >/dev/null 2>&1 &
     perf_pid=$!
   fi
+  redis-cli -p "$redis_port" config resetstat >/dev/null
   server_before=$(cpu_ticks "$server_pid") redis_before=$(cpu_ticks "$redis_pid")
   line=$(BENCH_PATH=$path wrk -t$THREADS -c"$CONNECTIONS" "$@" --timeout 5s -s "$BENCH_DIR/$script" "$at$path" | grep '^RESULT')
   local server_ticks=$(( $(cpu_ticks "$server_pid") - server_before )) redis_ticks=$(( $(cpu_ticks "$redis_pid") - redis_before ))
@@ -157,7 +158,23 @@ run_at() {
   read -r _ requests[$name] rps[$name] p50[$name] p99[$name] server_errors[$name] socket_errors[$name] <<<"$line"
   server_cpu[$name]=$(per_request "$server_ticks" "${requests[$name]}")
   # The bare echo touches no Redis: its row shows none.
-  [ "$name" = bare_echo ] || redis_cpu[$name]=$(per_request "$redis_ticks" "${requests[$name]}")
+  if [ "$name" != bare_echo ]; then
+    redis_cpu[$name]=$(per_request "$redis_ticks" "${requests[$name]}")
+    redis_script[$name]=$(script_us "${requests[$name]}")
+  fi
+  if [ -n "$perf_pid" ]; then
+    # the profile split into layers, each at its share of the run's server CPU per request
+    perf script -i "$PROFILE_OUT/$name.data" 2>/dev/null \
+      | "$BENCH_DIR/layers.py" --name "$name" --us-per-request "${server_cpu[$name]}" >"$PROFILE_OUT/$name.layers.md"
+    cat "$PROFILE_OUT/$name.layers.md"
+  fi
+}
+# script_us COUNT: microseconds Redis spent running scripts (EVALSHA and EVAL, as its
+# commandstats time them, since the run's CONFIG RESETSTAT) per request: the rest of its CPU per
+# request is reading, parsing and answering the commands.
+script_us() {
+  redis-cli -p "$redis_port" info commandstats \
+    | awk -F'[=,]' -v n="$1" '/^cmdstat_eval(sha)?:/ { us += $4 } END { if (n > 0) printf "%.0f", us / n; else print "-" }'
 }
 run() { run_at "$base" "$@"; }
 used_memory() { redis-cli -p "$redis_port" info memory | awk -F: '/^used_memory:/ {print $2+0}'; }
@@ -185,10 +202,11 @@ send_each() {
 # middleware), then on otpd's own application, through all of otpd's middleware.
 run_at "http://127.0.0.1:$bare_port" bare_echo echo.lua /bench/echo -d"${SECONDS_PER_RUN}s"
 run echo echo.lua /bench/echo -d"${SECONDS_PER_RUN}s"
+run echo_redis echo.lua /bench/echo-redis -d"${SECONDS_PER_RUN}s"
 
 # 2. Redis ceiling: redis-benchmark of the activation script itself, EVALSHA, same concurrency,
 # over OTP hashes shaped like otpd's (a wrong code: the path that writes attempts and quotas).
-rps[redis]=0 p50[redis]=- p99[redis]=- server_errors[redis]=0 socket_errors[redis]=0 server_cpu[redis]=- redis_cpu[redis]=-
+rps[redis]=0 p50[redis]=- p99[redis]=- server_errors[redis]=0 socket_errors[redis]=0 server_cpu[redis]=- redis_cpu[redis]=- redis_script[redis]=-
 if wanted redis; then
 echo "==> redis-benchmark EVALSHA activate"
 sha=$(redis-cli -p "$redis_port" SCRIPT LOAD "$("$bin" lua activate)")
@@ -217,10 +235,12 @@ activate_argv=()
 activate_args keys
 key_count=${#activate_argv[@]}
 activate_args arguments
+redis-cli -p "$redis_port" config resetstat >/dev/null
 redis_before=$(cpu_ticks "$redis_pid")
 redis_line=$(redis-benchmark -p "$redis_port" -c "$CONNECTIONS" -n 150000 -r 100000 --csv \
   EVALSHA "$sha" "$key_count" "${activate_argv[@]}" | tail -1)
 redis_cpu[redis]=$(per_request $(( $(cpu_ticks "$redis_pid") - redis_before )) 150000)
+redis_script[redis]=$(script_us 150000)
 rps[redis]=$(echo "$redis_line" | awk -F'","' '{print $2+0}')
 p50[redis]=$(echo "$redis_line" | awk -F'","' '{print $5+0}')
 p99[redis]=$(echo "$redis_line" | awk -F'","' '{print $7+0}')
@@ -274,11 +294,11 @@ cpu_ratio() {
     'BEGIN { if (a == "-" || b == "-" || b + 0 == 0) print "-"; else printf "%.1fx", a / b }'
 }
 {
-  echo "| run | requests/s | p50 ms | p99 ms | ratio to echo | ratio to bare echo | server CPU µs/request | ÷ bare echo's | Redis CPU µs/request | 5xx | socket errors |"
-  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-  for name in bare_echo echo redis activate_right activate_right_es256 activate_wrong refresh login; do
+  echo "| run | requests/s | p50 ms | p99 ms | ratio to echo | ratio to bare echo | server CPU µs/request | ÷ bare echo's | Redis CPU µs/request | of it in scripts | 5xx | socket errors |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+  for name in bare_echo echo echo_redis redis activate_right activate_right_es256 activate_wrong refresh login; do
     echo "| $name | ${rps[$name]} | ${p50[$name]} | ${p99[$name]} | $(ratio "${rps[$name]}" echo)" \
-      "| $(ratio "${rps[$name]}" bare_echo) | ${server_cpu[$name]} | $(cpu_ratio "$name") | ${redis_cpu[$name]}" \
+      "| $(ratio "${rps[$name]}" bare_echo) | ${server_cpu[$name]} | $(cpu_ratio "$name") | ${redis_cpu[$name]} | ${redis_script[$name]}" \
       "| ${server_errors[$name]} | ${socket_errors[$name]} |"
   done
 } >"$work/table.md"
@@ -336,6 +356,7 @@ $summary.
 |---|---|
 | bare_echo | the framework ceiling: \`POST /bench/echo\` on a bare Hummingbird application (\`otpd-bench bare-echo\`), the same JSON decoded and encoded again, no middleware, no logging |
 | echo | otpd's HTTP ceiling: the same echo route added to otpd's own application (\`otpd-bench serve\`), through all of otpd's middleware (access log, metrics, request ids, errors, body limit); echo / bare_echo is what the middleware costs |
+| echo_redis | the floor of a route that waits on Redis twice, as an activation does: the echo through otpd's middleware plus two EVALSHA round trips of \`return 1\`, one after the other, through otpd's Redis client; echo_redis − echo is what two round trips cost |
 | redis | the Redis ceiling: \`redis-benchmark\` of the activation script (EVALSHA, a wrong code: attempts and quota written) |
 | activate_right | \`POST /v1/apps/{app}/otp/activate\` with each pending OTP's code, once: consumes the OTP, activates the user, stores a refresh token, signs a JWT (the run ends early when half the pool's codes are used; requests/s over the time it ran) |
 | activate_right_es256 | the same, for an app that signs ES256 tokens (P-256, OpenSSL): the difference to activate_right is what an asymmetric token costs per sign-in (\`otpd-bench jwt --alg …\` gives each algorithm's sign and verify cost alone) |

@@ -4,6 +4,7 @@ import Hummingbird
 import Logging
 import OTPCore
 import OTPServer
+import RedisClient
 
 /// `otpd-bench serve --config PATH`: otpd's real application, plus `POST /bench/echo` behind
 /// the same middleware and decoded the same way as otpd's own routes — the ceiling of otpd's
@@ -14,6 +15,8 @@ struct Serve: AsyncParsableCommand {
 
     @Option(help: "Configuration file (YAML or JSON). Default: $OTPD_CONFIG, else config/otpd.yaml.")
     var config: String?
+
+    static let smallest = RedisScript("return 1")
 
     func run() async throws {
         let path = ConfigLoader.path(explicit: config)
@@ -26,11 +29,22 @@ struct Serve: AsyncParsableCommand {
         }
         // The log gateway writes at notice: bench.sh reads the pool's codes from these lines.
         let logger = bootstrapLogging(levelName: configuration.logLevel, format: configuration.logFormat)
+        // A client of its own (the same configuration) for the echo that also waits on Redis.
+        let redis = try makeRedisClient(configuration.redis, logger: logger)
         let app = try buildApplication(configuration: configuration, logger: logger) { router in
             router.post("/bench/echo") { request, context in
                 try await request.decodeJSON(as: EchoBody.self, context: context)
             }
+            // The floor of a route that waits on Redis twice, as an activation does (take the
+            // client's unit, then the script): the echo plus two round trips of the smallest
+            // script, one after the other.
+            router.post("/bench/echo-redis") { request, context in
+                let body = try await request.decodeJSON(as: EchoBody.self, context: context)
+                for _ in 0..<2 { _ = try await redis.evalScript(Self.smallest, keys: ["bench:{echo}"]) }
+                return body
+            }
         }
+        defer { redis.shutdown() }
         try await app.runService()
     }
 }
