@@ -77,6 +77,33 @@ struct ScriptContractTests {
         }
     }
 
+    /// Redis runs a script's whole text on every call: each script carries the prelude's
+    /// definitions its body uses (and those they use), and the small ones carry none they don't.
+    @Test(arguments: Scripts.all.map(\.name))
+    func eachScriptCarriesTheHelpersItUses(_ name: String) throws {
+        let contract = try #require(Scripts.named[name])
+        let body = Self.code(contract.body)
+        let source = Self.code(contract.script.source)
+        let helpers = Self.code(try Self.lua("prelude")).split(separator: "\n").compactMap { line -> String? in
+            let words = line.split(separator: " ")
+            guard words.first == "local", words.count > 2, words[1] == "function" else { return nil }
+            return String(words[2].prefix { $0 != "(" })
+        }
+        for helper in helpers where Self.uses(helper, in: body) {
+            #expect(source.contains("local function \(helper)("), "\(name) uses \(helper) without carrying it")
+        }
+        // activate.lua builds its reply in this order, from what it read and what it knows
+        #expect(
+            ScriptContract.userFields == [
+                "id", "email", "phone", "first_name", "last_name", "created_at", "last_login_at", "status",
+            ])
+        if name == "hourlyCounter" {
+            for helper in ["judge_code", "same", "start_session", "user_reply", "save_quota"] {
+                #expect(!source.contains("local function \(helper)("), "hourlyCounter carries \(helper)")
+            }
+        }
+    }
+
     @Test func redisCompilesEveryScriptToTheSHAThatEVALSHASends() async throws {
         let redis = try TestRedis.client()
         defer { redis.shutdown() }

@@ -13,15 +13,29 @@ local refusal, accepted = judge_code(otp_key, user_key, own_quota_key, {
   max_attempts = tonumber(max_attempts), sends_per_hour = tonumber(sends_per_hour),
   max_in_a_row = tonumber(max_in_a_row), lockout_ms = tonumber(lockout_ms)})
 if refusal then return refusal end
-local status = redis.call('HGET', user_key, 'status')
+-- the reply's fields: the id is the argument's, last_login_at is now
+local u = redis.call('HMGET', user_key, 'email', 'phone', 'first_name', 'last_name', 'created_at', 'status')
+local status = u[6]
 if not status then return {'not_found'} end
-accepted()
+-- every change to the user hash in one write
+local now = now_ms()
+local last_login_at = math.floor(now / 1000)
+local writes = {'HSET', user_key, 'last_login_at', last_login_at}
+accepted(writes)
 if status == 'unverified' then
-  redis.call('HSET', user_key, 'status', 'active')
+  status = 'active'
+  writes[#writes + 1] = 'status'
+  writes[#writes + 1] = 'active'
   redis.call('PERSIST', user_key)
 end
 -- a new password ends every earlier session, as a reset does (sr)
-if password_hash ~= '' then redis.call('HSET', user_key, 'pw', password_hash, 'sr', now_ms()) end
-local ttl = start_session(user_key, token_key, family_key, family_id, user_id, tonumber(refresh_ttl_s),
-  tonumber(session_max_s))
-return user_reply(user_key, ttl)
+if password_hash ~= '' then
+  writes[#writes + 1] = 'pw'
+  writes[#writes + 1] = password_hash
+  writes[#writes + 1] = 'sr'
+  writes[#writes + 1] = now
+end
+redis.call(unpack(writes))
+local ttl = start_session(nil, token_key, family_key, family_id, user_id, refresh_ttl_s, session_max_s)
+-- {'ok', ttl, USER_FIELDS…}
+return {'ok', ttl, user_id, u[1], u[2], u[3], u[4], u[5], last_login_at, status}

@@ -7,6 +7,13 @@ local v = redis.call('HMGET', counter_key, 'w', 'c', 'p')
 local c, p, e = window({w = v[1], c = v[2], p = v[3]}, now, 'c', 'p')
 local wait = wait_ms(c, p, tonumber(limit), e)
 if wait > 0 then return {'rate', seconds(wait)} end
-redis.call('HSET', counter_key, 'w', math.floor(now / H), 'c', c + 1, 'p', p)
-redis.call('PEXPIRE', counter_key, 2 * H)
+-- Within the hour the key was last written in, one increment; else the window moves. The key
+-- expires 2 h after the first unit of its hour, when that hour's count stops mattering.
+local hour = math.floor(now / H)
+if tonumber(v[1] or '-1') == hour then
+  redis.call('HINCRBY', counter_key, 'c', 1)
+else
+  redis.call('HSET', counter_key, 'w', hour, 'c', c + 1, 'p', p)
+  redis.call('PEXPIRE', counter_key, 2 * H)
+end
 return {'ok'}

@@ -25,6 +25,5 @@ save_quota(failures_key, failures_key, now, {sc = sc, sp = sp, fc = math.max(0, 
   cf = lockout > 0 and q.cf or 0, lk = q.lk})
 -- locked by other guesses while this password was being checked
 if lockout > 0 then return {'identifier_locked', seconds(lockout)} end
-local ttl = start_session(user_key, token_key, family_key, family_id, user_id, tonumber(refresh_ttl_s),
-  tonumber(session_max_s))
+local ttl = start_session(user_key, token_key, family_key, family_id, user_id, refresh_ttl_s, session_max_s)
 return user_reply(user_key, ttl)

@@ -7,11 +7,16 @@
 -- counts, e: ms into this hour, H: an hour in ms) — integers, so the check and the wait
 -- until it holds are exact.
 local H = 3600000
--- the clock (ARGV[1]): empty in production, where time comes from Redis
+-- the clock (ARGV[1]): empty in production, where time comes from Redis. Read once: a
+-- script runs atomically, at one instant.
+local now_read
 local function now_ms()
-  if clock ~= '' then return tonumber(clock) end
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  if now_read then return now_read end
+  if clock ~= '' then now_read = tonumber(clock) else
+    local t = redis.call('TIME')
+    now_read = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  end
+  return now_read
 end
 -- this hour's and the last hour's counts of fields cf/pf, and ms into this hour
 local function window(q, now, cf, pf)
@@ -43,24 +48,52 @@ local function quota_key(user_key, own_key)
 end
 -- w: hour; sc/sp: sends, fc/fp: failed verifications (this hour, the hour before); n: next
 -- send allowed (ms); cf: wrong codes in a row; lk: locked until (ms)
-local function load_quota(key)
-  local v = redis.call('HMGET', key, 'w', 'sc', 'sp', 'fc', 'fp', 'n', 'cf', 'lk')
+local QUOTA_FIELDS = {'w', 'sc', 'sp', 'fc', 'fp', 'n', 'cf', 'lk'}
+-- the values each quota key held when this script read it, for `save_quota` to write only
+-- what changed (a number written is a number formatted: the costliest part of a small script)
+local quota_read = {}
+local function quota_of(key, v)
+  quota_read[key] = v
   return {w = v[1], sc = v[2], sp = v[3], fc = v[4], fp = v[5], n = tonumber(v[6] or '0'),
     cf = tonumber(v[7] or '0'), lk = tonumber(v[8] or '0')}
 end
+local function load_quota(key)
+  return quota_of(key, redis.call('HMGET', key, unpack(QUOTA_FIELDS)))
+end
+-- Writes the fields of q that differ from what `load_quota` read from key (all of them for a
+-- key it did not read), the hour first.
 local function save_quota(key, own_key, now, q)
-  redis.call('HSET', key, 'w', math.floor(now / H), 'sc', q.sc, 'sp', q.sp, 'fc', q.fc, 'fp', q.fp, 'n', q.n,
-    'cf', q.cf, 'lk', q.lk)
+  local was = quota_read[key]
+  local args = {'HSET', key}
+  local values = {math.floor(now / H), q.sc, q.sp, q.fc, q.fp, q.n, q.cf, q.lk}
+  for i = 1, 8 do
+    local old = was and tonumber(was[i] or (i == 1 and '-1' or '0'))
+    if old ~= values[i] then
+      args[#args + 1] = QUOTA_FIELDS[i]
+      args[#args + 1] = values[i]
+    end
+  end
+  if #args > 2 then redis.call(unpack(args)) end
+  quota_read[key] = values
   if key == own_key then redis.call('PEXPIRE', key, math.max(2 * H, q.lk - now)) end
 end
 -- ms until a lockout (after too many wrong codes in a row) ends; 0 when not locked
 local function lock_wait(q, now) return math.max(0, q.lk - now) end
--- constant-time comparison of two byte strings of equal length
+-- Whether two secrets' hashes are equal, in time that tells nothing of where they differ.
+-- Lua interns every string when it is made (an argument, a field read), so `==` compares two
+-- pointers and reads no byte. (A byte loop cost 26,000 instructions a call, two SHA-1s 10,000.)
 local function same(a, b)
-  if not a or not b or #a ~= #b then return false end
-  local d = 0
-  for i = 1, #a do d = bit.bor(d, bit.bxor(string.byte(a, i), string.byte(b, i))) end
-  return d == 0
+  if not a or not b then return false end
+  return a == b
+end
+-- Where an identifier's quotas live (see `quota_key`) and what they hold, in one read of the
+-- user hash (every user hash has an `id`), with the user's fields named in `...`: returns the
+-- key, the quotas, and the user hash's reply, whose fields from `...` start at index 10 (nil
+-- when there is no user).
+local function identifier_quota(user_key, own_key, ...)
+  local v = redis.call('HMGET', user_key, 'w', 'sc', 'sp', 'fc', 'fp', 'n', 'cf', 'lk', 'id', ...)
+  if not v[9] then return own_key, load_quota(own_key), nil end
+  return user_key, quota_of(user_key, v), v
 end
 -- {'ok', extra, user fields…}
 local function user_reply(key, extra)
@@ -72,16 +105,17 @@ end
 -- Judges a code presented for the OTP at otp_key (fields i: id, h: code hash, a: wrong
 -- attempts), under the identifier's quotas. Returns the refusal to answer, or nil and a
 -- function to call once the caller has accepted the code (the count of wrong codes in a
--- row starts over). A right code consumes the OTP; a wrong one uses one attempt, one
--- hourly failure and one failure in a row, and the one that reaches the maximum in a
--- row locks the identifier. suffix '' accepts any OTP id; c.keep checks without consuming.
+-- row starts over: given a table, it appends the fields to reset to it, for the caller's
+-- own HSET of the user hash, else it writes them). A right code consumes the OTP; a wrong
+-- one uses one attempt, one hourly failure and one failure in a row, and the one that
+-- reaches the maximum in a row locks the identifier. suffix '' accepts any OTP id; c.keep
+-- checks without consuming.
 -- c: {suffix, hash, failures_per_hour, max_attempts, sends_per_hour, max_in_a_row, lockout_ms}
 local function judge_code(otp_key, user_key, own_key, c)
   local otp = redis.call('HMGET', otp_key, 'i', 'h', 'a')
   if not otp[1] or (c.suffix ~= '' and otp[1] ~= c.suffix) then return {'not_found'} end
   local now = now_ms()
-  local qkey = quota_key(user_key, own_key)
-  local q = load_quota(qkey)
+  local qkey, q = identifier_quota(user_key, own_key)
   local attempts = tonumber(otp[3])
   if attempts >= c.max_attempts then
     local sc, sp, e = window(q, now, 'sc', 'sp')
@@ -102,16 +136,26 @@ local function judge_code(otp_key, user_key, own_key, c)
     return {'invalid', c.max_attempts - attempts, locks}
   end
   if not c.keep then redis.call('DEL', otp_key) end
-  return nil, function()
-    if q.cf > 0 then save_quota(qkey, own_key, now, {sc = sc, sp = sp, fc = fc, fp = fp, n = q.n, cf = 0, lk = 0}) end
+  return nil, function(pairs)
+    if q.cf == 0 then return end
+    if pairs and qkey == user_key then
+      pairs[#pairs + 1] = 'cf'
+      pairs[#pairs + 1] = 0
+      pairs[#pairs + 1] = 'lk'
+      pairs[#pairs + 1] = 0
+    else
+      save_quota(qkey, own_key, now, {sc = sc, sp = sp, fc = fc, fp = fp, n = q.n, cf = 0, lk = 0})
+    end
   end
 end
--- Signs a user in: last_login_at, and a refresh token (s: a = active) in a new family
--- (a session: u user id, t0 sign-in ms). Returns the token's ttl in seconds.
+-- Signs a user in: last_login_at (unless user_key is nil: the caller writes it), and a
+-- refresh token (s: a = active) in a new family (a session: u user id, t0 sign-in ms).
+-- Returns the token's ttl in seconds.
 local function start_session(user_key, token_key, family_key, family_id, user_id, refresh_ttl, session_max)
   local now = now_ms()
-  redis.call('HSET', user_key, 'last_login_at', math.floor(now / 1000))
-  local ttl = math.min(refresh_ttl, session_max)
+  if user_key then redis.call('HSET', user_key, 'last_login_at', math.floor(now / 1000)) end
+  -- the shorter of the two, as given (a number Lua made would be formatted again)
+  local ttl = tonumber(refresh_ttl) <= tonumber(session_max) and refresh_ttl or session_max
   redis.call('HSET', token_key, 'f', family_id, 's', 'a')
   redis.call('EXPIRE', token_key, ttl)
   redis.call('HSET', family_key, 'u', user_id, 't0', now)

@@ -11,7 +11,9 @@ if idempotent == '1' then
     return {'replay', string.sub(prev, sep + 1), tonumber(string.sub(prev, 1, sep - 1))}
   end
 end
-local status = redis.call('HGET', user_key, 'status')
+-- the user's status and chat, and the identifier's quotas, in one read
+local qkey, q, u = identifier_quota(user_key, own_quota_key, 'status', 'tg')
+local status = u and u[10]
 if mode == 'register' and status == 'active' then return {'exists'} end
 local decoy = false
 if mode ~= 'register' and mode ~= 'upsert' and not status then
@@ -21,7 +23,7 @@ end
 -- a chat is linked to a user or to nobody: an unknown user answers as an unlinked one
 local chat = ''
 if channel == 'telegram' then
-  chat = redis.call('HGET', user_key, 'tg')
+  chat = u and u[11]
   if not chat then
     -- no linked chat: a phone number may still go through the Telegram Gateway
     if telegram_gateway_allowed ~= '1' then return {'tg_unlinked'} end
@@ -29,8 +31,6 @@ if channel == 'telegram' then
   end
 end
 local now = now_ms()
-local qkey = quota_key(user_key, own_quota_key)
-local q = load_quota(qkey)
 local locked = lock_wait(q, now)
 if locked > 0 then return {'locked', seconds(locked)} end
 local sc, sp, e = window(q, now, 'sc', 'sp')
