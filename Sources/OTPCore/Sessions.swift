@@ -12,21 +12,27 @@ extension OTPEngine {
 
     /// Parses `<user id>.<purpose><random>`; nil for anything else (answered as not found).
     static func parseOTPID(_ otpID: String) -> (userID: String, purpose: Purpose)? {
-        let parts = otpID.split(separator: ".", maxSplits: 1, omittingEmptySubsequences: false)
-        guard parts.count == 2, isUserID(parts[0]), parts[1].utf8.count == 23,
-            let purpose = parts[1].first.flatMap({ Purpose(rawValue: String($0)) }),
-            parts[1].utf8.allSatisfy(isBase64URL)
+        guard let (userID, rest) = splitUserID(otpID), rest.utf8.count == 23, let first = rest.utf8.first,
+            let purpose = Purpose(rawValue: String(UnicodeScalar(first))), rest.utf8.allSatisfy(isBase64URL)
         else { return nil }
-        return (String(parts[0]), purpose)
+        return (String(userID), purpose)
     }
 
     /// Parses `<user id>.<43 base64url characters>`.
     static func parseRefreshToken(_ token: String) -> String? {
-        let parts = token.split(separator: ".", maxSplits: 1, omittingEmptySubsequences: false)
-        guard parts.count == 2, isUserID(parts[0]), parts[1].utf8.count == 43, parts[1].utf8.allSatisfy(isBase64URL) else {
+        guard let (userID, rest) = splitUserID(token), rest.utf8.count == 43, rest.utf8.allSatisfy(isBase64URL) else {
             return nil
         }
-        return String(parts[0])
+        return String(userID)
+    }
+
+    /// `<user id>.<rest>` split at its first dot, the user id checked; by bytes (splitting the
+    /// string by characters was 0.7% of an activation).
+    static func splitUserID(_ text: String) -> (userID: Substring, rest: Substring)? {
+        guard let dot = text.utf8.firstIndex(of: UInt8(ascii: ".")) else { return nil }
+        let userID = text[..<dot]
+        guard isUserID(userID) else { return nil }
+        return (userID, text[text.utf8.index(after: dot)...])
     }
 
     static func isBase64URL(_ byte: UInt8) -> Bool {
@@ -34,7 +40,7 @@ extension OTPEngine {
     }
 
     static func isUserID(_ text: Substring) -> Bool {
-        text.count == 24 && text.utf8.allSatisfy { (48...57).contains($0) || (97...102).contains($0) }
+        text.utf8.count == 24 && text.utf8.allSatisfy { (48...57).contains($0) || (97...102).contains($0) }
     }
 
     static func tokenHash(_ token: String) -> String {

@@ -115,6 +115,26 @@ struct EngineTests {
 
     // MARK: attempts
 
+    /// otp ids and refresh tokens are read by bytes: anything but the exact shape is refused.
+    @Test func otpIDsAndRefreshTokensParseOnlyInTheirExactShape() {
+        let user = "0123456789abcdef01234567"
+        let random22 = String(repeating: "A", count: 21) + "_"
+        #expect(OTPEngine.parseOTPID("\(user).a\(random22)")! == (user, .auth))
+        #expect(OTPEngine.parseOTPID("\(user).r\(random22)")! == (user, .reset))
+        for bad in [
+            "\(user)a\(random22)", "\(user).a\(random22)x", "\(user).a\(random22.dropLast())", "\(user).z\(random22)",
+            "\(user.uppercased()).a\(random22)", "\(user.dropLast()).a\(random22)x", "\(user).a\(random22.dropLast())é",
+            "\(user).a\(random22.dropLast()).", ".\(user).a\(random22)", "", ".",
+        ] {
+            #expect(OTPEngine.parseOTPID(bad) == nil, "\(bad)")
+        }
+        let secret43 = String(repeating: "b", count: 42) + "-"
+        #expect(OTPEngine.parseRefreshToken("\(user).\(secret43)") == user)
+        for bad in ["\(user).\(secret43)b", "\(user)\(secret43)", "\(user).\(secret43.dropLast())=", "é\(user.dropFirst()).\(secret43)"] {
+            #expect(OTPEngine.parseRefreshToken(bad) == nil, "\(bad)")
+        }
+    }
+
     @Test func wrongCodesSpendTheAttemptsThenTheCodeIsDeadEvenWhenRight() async throws {
         try await Self.withEngine { engine, gateway, _, observed in
             let sent = try await engine.send(.init(identifier: Self.email()), appID: "rules", mode: .register)

@@ -14,30 +14,74 @@ import argparse
 import re
 import sys
 
-# (layer, patterns in a frame's symbol or binary), checked in order for each frame.
-LAYERS = [
-    ("logging", ("7Logging", "OutputLogHandler", "9LogOutput", "AccessLog")),
-    ("metrics", ("7Metrics", "10Prometheus", "13ServerMetrics", "12MetricLabels", "11CoreMetrics")),
-    ("JWT (sign)", ("3JWT", "10PrivateKey", "JWTSigner")),
-    ("JSON", ("JSON", "EchoBody")),
-    ("hashes, HMAC, random (OpenSSL)", ("6Digest", "12SecureRandom", "9Base64URL", "libcrypto")),
-    ("Redis client", ("11RedisClient", "libhiredis")),
-    ("delivery (libcurl)", ("8Delivery", "libcurl", "libssl", "libnghttp")),
-    ("engine and store", ("7OTPCore",)),
-    ("HTTP (Hummingbird, NIOHTTP1, middleware, controllers)",
-     ("11Hummingbird", "15HummingbirdCore", "8NIOHTTP1", "9HTTPTypes", "9OTPServer", "8otpd_bench", "9otpdBench")),
-    ("NIO event loop and channel pipeline", ("7NIOCore", "8NIOPosix", "16NIOConcurrencyHelpers")),
-    ("Swift Concurrency (task switches)", ("libswift_Concurrency",)),
-    ("kernel (socket I/O, scheduling)", ("[kernel",)),
-]
+LOGGING = "logging"
+METRICS = "metrics"
+JWT = "JWT (sign)"
+JSON = "JSON"
+HASHES = "hashes, HMAC, random (OpenSSL)"
+REDIS = "Redis client"
+DELIVERY = "delivery (libcurl)"
+ENGINE = "engine and store"
+HTTP = "HTTP (Hummingbird, NIOHTTP1, middleware, controllers)"
+NIO = "NIO event loop and channel pipeline"
+CONCURRENCY = "Swift Concurrency (task switches)"
+KERNEL = "kernel (socket I/O, scheduling)"
 OTHER = "other (runtime and libc without a caller above)"
+ORDER = [LOGGING, METRICS, JWT, JSON, HASHES, REDIS, DELIVERY, ENGINE, HTTP, NIO, CONCURRENCY, KERNEL, OTHER]
+
+# Swift symbols by the module that defines them ($s<length><module>…), and within otpd's own
+# modules by type; C code by its library.
+MODULES = {
+    "Logging": LOGGING, "Metrics": METRICS, "CoreMetrics": METRICS, "Prometheus": METRICS,
+    "RedisClient": REDIS, "Delivery": DELIVERY, "OTPCore": ENGINE,
+    "Hummingbird": HTTP, "HummingbirdCore": HTTP, "HummingbirdRouter": HTTP, "NIOHTTP1": HTTP, "HTTPTypes": HTTP,
+    "OTPServer": HTTP, "otpd_bench": HTTP,
+    "NIOCore": NIO, "NIOPosix": NIO, "NIOConcurrencyHelpers": NIO, "_NIODataStructures": NIO,
+}
+TYPES = [  # (module, type name fragment, layer): checked before the module's own layer
+    ("OTPServer", ("OutputLogHandler", "LogOutput", "AccessLogLine"), LOGGING),
+    ("OTPServer", ("ServerMetrics", "MetricLabels"), METRICS),
+    ("OTPServer", ("JSONBody", "JSONWriter", "FlatJSON", "isJSON", "decodeJSON"), JSON),
+    ("OTPCrypto", ("3JWT", "PrivateKey"), JWT),
+    ("OTPCrypto", ("JSONText",), JSON),
+    ("OTPCrypto", ("",), HASHES),
+    ("Foundation", ("JSON",), JSON),
+    ("FoundationEssentials", ("JSON",), JSON),
+]
+LIBRARIES = [("libcrypto", HASHES), ("libhiredis", REDIS), ("libcurl", DELIVERY), ("libssl", DELIVERY),
+             ("libnghttp", DELIVERY), ("libswift_Concurrency", CONCURRENCY), ("[kernel", KERNEL)]
+# In the standard library's generic code specialized for otpd's types (a dictionary of log
+# metadata, an array of Redis arguments), the type names the layer.
+SPECIALIZED = [("7Logging", LOGGING), ("11RedisClient", REDIS), ("9OTPCrypto3JWT", JWT), ("JSON", JSON)]
+
+
+def frame_layer(frame):
+    symbol = frame.split(" ", 1)[1] if " " in frame else frame
+    match = re.match(r"\$s(\d+)", symbol)
+    if match:
+        length = int(match.group(1))
+        module = symbol[match.end():match.end() + length]
+        for owner, fragments, layer in TYPES:
+            if module == owner and any(f in symbol for f in fragments):
+                return layer
+        if module in MODULES:
+            return MODULES[module]
+        if symbol.startswith(("$ss", "$sS")):
+            for fragment, layer in SPECIALIZED:
+                if fragment in symbol:
+                    return layer
+        return None
+    for library, layer in LIBRARIES:
+        if library in frame:
+            return layer
+    return None
 
 
 def classify(frames):
     for frame in frames:
-        for layer, patterns in LAYERS:
-            if any(p in frame for p in patterns):
-                return layer
+        layer = frame_layer(frame)
+        if layer:
+            return layer
     return OTHER
 
 
@@ -70,7 +114,7 @@ def main():
     if total == 0:
         print(f"{args.name}: no samples")
         return
-    order = [layer for layer, _ in LAYERS] + [OTHER]
+    order = ORDER
     print(f"| layer ({args.name}, {total} samples) | share | µs/request |")
     print("|---|---:|---:|")
     for layer in order:
