@@ -44,19 +44,20 @@ local created = 0
 if not status and not decoy then
   redis.call('HSET', user_key, 'id', user_id, identifier_field, identifier, 'first_name', first_name,
     'last_name', last_name, 'status', 'unverified', 'created_at', math.floor(now / 1000))
-  redis.call('PEXPIRE', user_key, tonumber(unverified_ttl_ms))
+  redis.call('PEXPIRE', user_key, unverified_ttl_ms)
   redis.call('DEL', own_quota_key)
   qkey = user_key
   created = 1
 elseif status == 'unverified' then
   -- an unverified user lives at least as long as its newest code
   local left = redis.call('PTTL', user_key)
-  if left >= 0 and left < ttl then redis.call('PEXPIRE', user_key, ttl) end
+  if left >= 0 and left < ttl then redis.call('PEXPIRE', user_key, ttl_ms) end
 end
 save_quota(qkey, own_quota_key, now, {sc = sc + 1, sp = sp, fc = fc, fp = fp, n = now + tonumber(cooldown_ms), cf = q.cf, lk = q.lk})
 redis.call('DEL', otp_key)
-redis.call('HSET', otp_key, 'i', otp_suffix, 'h', code_hash, 'a', 0)
-redis.call('PEXPIRE', otp_key, ttl)
+-- numbers as the strings they came in: a number Lua formats costs more than the write
+redis.call('HSET', otp_key, 'i', otp_suffix, 'h', code_hash, 'a', '0')
+redis.call('PEXPIRE', otp_key, ttl_ms)
 local id = user_id .. '.' .. otp_suffix
 if idempotent == '1' then redis.call('SET', idempotency_key, created .. ':' .. id, 'EX', 86400) end
 if decoy then return {'decoy', id} end
