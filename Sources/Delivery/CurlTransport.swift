@@ -83,6 +83,8 @@ final class CurlTransport: @unchecked Sendable {
     static let shared = CurlTransport()
     /// Idle connections kept for reuse, across all gateways.
     static let cachedConnections = 256
+    /// Easy handles kept for reuse (each ~25 KiB with its buffer).
+    static let idleHandleLimit = 64
     private static let globalInit: Void = { _ = otpd_curl_global_init() }()
 
     private let multi: UnsafeMutableRawPointer
@@ -103,6 +105,10 @@ final class CurlTransport: @unchecked Sendable {
     private var pollerWakesAt: ContinuousClock.Instant?
     /// Transfers libcurl finished (or could not start), to resume once `lock` is released.
     private var finished: [(Transfer, Result<CurlResponse, CurlFailure>)] = []
+    /// Easy handles of finished transfers, reset (`curl_easy_reset`: options back to their
+    /// defaults) and kept for the next transfers: a new handle per transfer is a calloc'd
+    /// handle and a fresh 16 KiB receive buffer, made and freed again each time.
+    private var idleHandles: [UnsafeMutableRawPointer] = []
 
     private init() {
         _ = Self.globalInit
@@ -212,7 +218,7 @@ final class CurlTransport: @unchecked Sendable {
     }
 
     private func start(_ transfer: Transfer) {
-        guard let easy = curl_easy_init() else {
+        guard let easy = idleHandles.popLast() ?? curl_easy_init() else {
             finished.append((transfer, .failure(CurlFailure(code: -1, message: "curl_easy_init failed", requestNotSent: true))))
             return
         }
@@ -288,7 +294,12 @@ final class CurlTransport: @unchecked Sendable {
         otpd_curl_easy_getinfo_long(easy, CURLINFO_RESPONSE_CODE, &status)
         var requestSize = 0
         otpd_curl_easy_getinfo_long(easy, CURLINFO_REQUEST_SIZE, &requestSize)
-        curl_easy_cleanup(easy)
+        if idleHandles.count < Self.idleHandleLimit {
+            curl_easy_reset(easy)
+            idleHandles.append(easy)
+        } else {
+            curl_easy_cleanup(easy)
+        }
         if result == CURLE_OK {
             finished.append((transfer, .success(CurlResponse(status: status, body: transfer.received))))
         } else {

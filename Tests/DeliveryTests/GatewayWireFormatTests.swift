@@ -75,6 +75,27 @@ struct GatewayWireFormatTests {
         }
     }
 
+    /// libcurl's handles are reset and reused from transfer to transfer: nothing of one (its
+    /// credentials, its upload, its headers) may reach the next.
+    @Test func aReusedHandleCarriesNothingOfTheTransferBefore() async throws {
+        try await FakeGateway.run { gateway in
+            let twilio = TwilioProvider(baseURL: gateway.url, accountSID: "AC123", authToken: "secret-token", from: "+15005550006", policy: policy)
+            let webhook = WebhookProvider(url: gateway.url + "/hooks/otp", secret: "hook-secret", policy: policy)
+            for round in 0..<3 {
+                try await twilio.deliver(OutboundMessage(channel: .sms, to: "+4915112345678", text: "code \(round)"))
+                try await webhook.deliver(OutboundMessage(channel: .sms, to: "+4915112345678", text: "hook \(round)"))
+            }
+            let requests = gateway.requests
+            #expect(requests.count == 6)
+            for (index, request) in requests.enumerated() where index % 2 == 1 {
+                #expect(request.path == "/hooks/otp")
+                #expect(request.header("Authorization") == nil, "the webhook got the Twilio request's credentials")
+                #expect(request.header("Content-Type") == "application/json")
+                #expect(request.text.contains("hook \(index / 2)"))
+            }
+        }
+    }
+
     @Test func smtpSendsOneRFC5322Message() async throws {
         let server = try await FakeSMTPServer()
         // The fake offers no STARTTLS: plain SMTP, as `tls: none` allows in development.
