@@ -17,6 +17,9 @@
 #   BENCH_ONLY=bare_echo,activate_right BENCH_POOL=20000 scripts/bench.sh
 #                                    # only the named runs, for iterating on one path: prints
 #                                    # their table, leaves docs/benchmarks.md as it is
+#   BENCH_BIN_DIR=/tmp/a BENCH_ONLY=… scripts/bench.sh
+#                                    # measures the otpd and otpd-bench in that directory
+#                                    # instead of building (A/B runs of two builds, interleaved)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -41,10 +44,15 @@ cleanup() {
 }
 trap cleanup EXIT
 
-echo "==> swift build -c release --product otpd-bench (and otpd)"
-swift build -c release --product otpd-bench >/dev/null
-swift build -c release --product otpd >/dev/null
-bin_dir=$(swift build -c release --show-bin-path)
+if [ -n "${BENCH_BIN_DIR:-}" ]; then
+  # Binaries built elsewhere (an A/B comparison of two builds on the same machine).
+  bin_dir=$BENCH_BIN_DIR
+else
+  echo "==> swift build -c release --product otpd-bench (and otpd)"
+  swift build -c release --product otpd-bench >/dev/null
+  swift build -c release --product otpd >/dev/null
+  bin_dir=$(swift build -c release --show-bin-path)
+fi
 bin=$bin_dir/otpd
 bench_bin=$bin_dir/otpd-bench
 
