@@ -342,6 +342,21 @@ spread=$(awk -F'|' '{
       lo[4], hi[4], lo[5], hi[5], lo[6], hi[6], lo[7], hi[7], lo[8], hi[8], NR
   }' "$work/runs.md")
 echo "Spread over the recent runs (ratio to bare echo): $spread"
+# CPU per request over the last three runs (the runs of one build, when run three times in a row).
+cpu_spread=$(tail -n 3 "$work/runs.md" | awk -F'|' '
+  function range(name, i) { return sprintf("%s %d–%d", name, lo[i], hi[i]) }
+  {
+    n = split($12, s, " / "); m = split($13, r, " / ")
+    if (n < 4 || m < 3) next
+    for (i = 1; i <= 4; i++) { v = s[i] + 0; if (!(i in lo) || v < lo[i]) lo[i] = v; if (!(i in hi) || v > hi[i]) hi[i] = v }
+    for (i = 1; i <= 3; i++) { v = r[i] + 0; j = i + 4; if (!(j in lo) || v < lo[j]) lo[j] = v; if (!(j in hi) || v > hi[j]) hi[j] = v }
+    runs++
+  } END {
+    if (runs == 0) { print "-"; exit }
+    printf "otpd %s, %s, %s, %s µs; Redis %s, %s, %s µs (%d runs)", range("bare echo", 1), range("activate right", 2),
+      range("activate wrong", 3), range("login", 4), range("activate right", 5), range("activate wrong", 6), range("login", 7), runs
+  }')
+echo "CPU per request over the last three runs: $cpu_spread"
 
 {
   cat <<DOC
@@ -374,14 +389,21 @@ $summary.
 
 CPU per request: the user + system time the server process (\`otpd-bench bare-echo\` for
 bare_echo, \`otpd-bench serve\` for the rest) and redis-server spent during the run, read from
-\`/proc/PID/stat\` before and after it, divided by the requests wrk completed. Unlike requests/s,
-it hardly moves with what else the two cores are doing. The login row's server CPU includes
-libcurl's thread; the webhook sink's is not counted.
+\`/proc/PID/stat\` before and after it, divided by the requests wrk completed. It moves less
+than requests/s with what else the two cores are doing, but still by up to a third between
+runs of the same build; compare rows of one run, or interleave runs (\`BENCH_BIN_DIR\`). The
+login row's server CPU includes libcurl's thread; the webhook sink's is not counted. "Of it in
+scripts" is the time Redis spent running EVALSHA (its \`commandstats\`, reset before each run)
+per request: nearly all of Redis's CPU. \`scripts/script-cost.sh\` counts the same scripts in
+instructions, which do not move at all.
 
 Targets (issue 13), as ratios to the bare echo of the same run at 64 connections: echo (otpd's
 middleware) ≥ 0.85, activate (right and wrong) ≥ 0.5, refresh ≥ 0.5, login ≥ 0.3; p99 ≤ 10 ms
 for activate and refresh, ≤ 20 ms for login; ≤ 250 bytes of Redis memory per pending login;
-otpd RSS ≤ 100 MB; no 5xx or socket errors.
+otpd RSS ≤ 100 MB; no 5xx or socket errors. Targets (issue 22), in CPU per request beside the
+bare echo's of the same run: otpd ≤ 2.0× for activate with a right code (Redis ≤ 25 µs), ≤ 1.6×
+with a wrong code (Redis ≤ 15 µs), ≤ 2.0× for login (Redis ≤ 15 µs); p99 ≤ 10 ms for activate
+and refresh; ≤ 208 bytes of Redis per pending login.
 
 ## Recent runs
 
@@ -398,6 +420,8 @@ $(cat "$work/runs.md")
 <!-- end of runs -->
 
 Spread (min–max): $spread.
+
+CPU per request over the last three runs (min–max): $cpu_spread.
 
 The analysis below the line is written by hand.
 

@@ -8,10 +8,11 @@ import RedisClient
 
 /// `otpd-bench serve --config PATH`: otpd's real application, plus `POST /bench/echo` behind
 /// the same middleware and decoded the same way as otpd's own routes — the ceiling of otpd's
-/// HTTP stack with nothing of the engine, Redis or delivery in it.
+/// HTTP stack with nothing of the engine, Redis or delivery in it — and `POST /bench/echo-redis`,
+/// the same plus two Redis round trips: the floor of a route that waits on Redis twice.
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Serve otpd's API plus POST /bench/echo through otpd's middleware.")
+        abstract: "Serve otpd's API plus POST /bench/echo (and /bench/echo-redis) through otpd's middleware.")
 
     @Option(help: "Configuration file (YAML or JSON). Default: $OTPD_CONFIG, else config/otpd.yaml.")
     var config: String?
