@@ -47,12 +47,7 @@ struct ScriptContractTests {
         let names = contract.keys + contract.argv
         #expect(Set(names).count == names.count, "a name declared twice: \(names)")
         let prelude = try Self.lua("prelude")
-        let helpers = Set(
-            Self.code(prelude).split(separator: "\n").compactMap { line -> String? in
-                let words = line.split(separator: " ")
-                guard words.first == "local", words.count > 2 else { return nil }
-                return String(words[1] == "function" ? words[2].prefix { $0 != "(" } : words[1])
-            } + ["USER_FIELDS"])
+        let helpers = Set(try Self.preludeDefinitions().map(\.name) + ["USER_FIELDS"])
         for name in names {
             #expect(name.range(of: "^[a-z_][a-z0-9_]*$", options: .regularExpression) != nil, "\(name) is no Lua identifier")
             #expect(!helpers.contains(name), "\(name) hides the prelude's \(name)")
@@ -84,23 +79,31 @@ struct ScriptContractTests {
         let contract = try #require(Scripts.named[name])
         let body = Self.code(contract.body)
         let source = Self.code(contract.script.source)
-        let helpers = Self.code(try Self.lua("prelude")).split(separator: "\n").compactMap { line -> String? in
-            let words = line.split(separator: " ")
-            guard words.first == "local", words.count > 2, words[1] == "function" else { return nil }
-            return String(words[2].prefix { $0 != "(" })
+        for helper in try Self.preludeDefinitions() where helper.isFunction && Self.uses(helper.name, in: body) {
+            #expect(source.contains("local function \(helper.name)("), "\(name) uses \(helper.name) without carrying it")
         }
-        for helper in helpers where Self.uses(helper, in: body) {
-            #expect(source.contains("local function \(helper)("), "\(name) uses \(helper) without carrying it")
-        }
-        // activate.lua builds its reply in this order, from what it read and what it knows
-        #expect(
-            ScriptContract.userFields == [
-                "id", "email", "phone", "first_name", "last_name", "created_at", "last_login_at", "status",
-            ])
         if name == "hourlyCounter" {
             for helper in ["judge_code", "same", "start_session", "user_reply", "save_quota"] {
                 #expect(!source.contains("local function \(helper)("), "hourlyCounter carries \(helper)")
             }
+        }
+    }
+
+    /// activate.lua builds its reply in this order, from what it read and what it knows.
+    @Test func theUserFieldsAreInTheOrderActivateAnswersThem() {
+        #expect(
+            ScriptContract.userFields == [
+                "id", "email", "phone", "first_name", "last_name", "created_at", "last_login_at", "status",
+            ])
+    }
+
+    /// The prelude's top-level definitions (`local function name(…)`, `local name …`).
+    static func preludeDefinitions() throws -> [(name: String, isFunction: Bool)] {
+        Self.code(try Self.lua("prelude")).split(separator: "\n").compactMap { line in
+            let words = line.split(separator: " ")
+            guard words.first == "local", words.count > 1 else { return nil }
+            if words[1] == "function", words.count > 2 { return (String(words[2].prefix { $0 != "(" }), true) }
+            return (String(words[1]), false)
         }
     }
 

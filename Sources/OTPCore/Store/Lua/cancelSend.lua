@@ -6,9 +6,8 @@
 if redis.call('HGET', otp_key, 'i') == otp_suffix then redis.call('DEL', otp_key) end
 local now = now_ms()
 local keep = keep_quota == '1'
-local delete_user = user_created == '1' and redis.call('HGET', user_key, 'status') == 'unverified'
-local qkey = quota_key(user_key, own_quota_key)
-local q = load_quota(qkey)
+local qkey, q, u = identifier_quota(user_key, own_quota_key, 'status')
+local delete_user = user_created == '1' and u ~= nil and u[10] == 'unverified'
 if q.w and (not keep or (delete_user and qkey ~= own_quota_key)) then
   local sc, sp = window(q, now, 'sc', 'sp')
   local fc, fp = window(q, now, 'fc', 'fp')

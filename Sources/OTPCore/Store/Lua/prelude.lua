@@ -39,13 +39,6 @@ local function wait_ms(c, p, limit, e)
   return (H - e) + fits
 end
 local function seconds(ms) return math.max(1, math.ceil(ms / 1000)) end
--- Where an identifier's quotas live: in its user hash when there is a user (no key of
--- their own: less memory per pending login), else in a key that expires 2 h after its
--- last change.
-local function quota_key(user_key, own_key)
-  if redis.call('EXISTS', user_key) == 1 then return user_key end
-  return own_key
-end
 -- w: hour; sc/sp: sends, fc/fp: failed verifications (this hour, the hour before); n: next
 -- send allowed (ms); cf: wrong codes in a row; lk: locked until (ms)
 local QUOTA_FIELDS = {'w', 'sc', 'sp', 'fc', 'fp', 'n', 'cf', 'lk'}
@@ -86,11 +79,14 @@ local function same(a, b)
   if not a or not b then return false end
   return a == b
 end
--- Where an identifier's quotas live (see `quota_key`) and what they hold, in one read of the
--- user hash (every user hash has an `id`), with the user's fields named in `...`: returns the
--- key, the quotas, and the user hash's reply, whose fields from `...` start at index 10 (nil
--- when there is no user).
+-- Where an identifier's quotas live, and what they hold: in its user hash when there is a
+-- user (no key of their own: less memory per pending login), else in a key that expires 2 h
+-- after its last change. One read of the user hash (every user hash has an `id`), with the
+-- user's fields named in `...`: returns the key, the quotas, and the user hash's reply, whose
+-- fields from `...` start at index 10 (nil when there is no user). A key that is its own
+-- quota key (a Twilio Verify `To`'s) is read once.
 local function identifier_quota(user_key, own_key, ...)
+  if user_key == own_key then return own_key, load_quota(own_key), nil end
   local v = redis.call('HMGET', user_key, 'w', 'sc', 'sp', 'fc', 'fp', 'n', 'cf', 'lk', 'id', ...)
   if not v[9] then return own_key, load_quota(own_key), nil end
   return user_key, quota_of(user_key, v), v
